@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Training speed: the authors' loop against ``annpal.train.train_model`` at the authors' mock scale.
+
+Mock scale (authors' ``1_mock_genome_generator.py`` + ``2b_train_model.py``): 1 000 samples (500 cases)
+× 20 000 SNPs, 150 + 150 held out, hidden 20/2, batch 64, lr 1e-4, input dropout 0.5. Both loops run the
+same number of epochs with the same torch thread count; since our balanced index (every case twice, half
+the controls) holds more samples per epoch than the authors' plain training set, speed is compared per
+training sample processed (the ratio) as well as per epoch.
+
+Also reported: our achieved GFLOP/s (forward + backward ≈ 6 · batch · parameters per step, the usual
+convention) against a plain torch matmul chain of the same shapes (forward X·Wᵀ, backward dY·W and
+dYᵀ·X) timed in the same run.
+
+``--paper-scale`` instead times one epoch at the paper's genome-wide size (290 522 SNPs × 7 300 training
+samples, H1 290, H2 29, batch 256, input dropout 0.99) on CUDA and projects 1 000 epochs.
+
+Usage: ``python benchmarks/bench_train.py [--epochs 3] [--threads 2] [--paper-scale]``; writes
+``benchmarks/results/train.json`` (``train_paper_scale.json`` with ``--paper-scale``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from annpal.model import ModelConfig, n_parameters
+from annpal.prepared import PreparedDataset
+from annpal.provenance import versions
+from annpal.train import TrainConfig, train_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class AuthorsClassifier(nn.Module):
+    """The authors' ``model.py`` network, verbatim apart from style."""
+
+    def __init__(self, data_shape: int, init_dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Dropout(p=init_dropout, inplace=False),
+            nn.Linear(data_shape, int(data_shape // 1000)),
+            nn.Dropout(p=0.6, inplace=False),
+            nn.ReLU(),
+            nn.Linear(int(data_shape // 1000), int(data_shape // 10000)),
+            nn.Dropout(p=0.6, inplace=False),
+            nn.GELU(),
+            nn.Linear(int(data_shape // 10000), 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def mock_genomes(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' mock generator: 500 controls, 500 cases, 20 causal SNPs first."""
+    rng = np.random.default_rng(seed)
+    control = [0.10, 0.45, 0.45]
+    case = [0.90, 0.05, 0.05]
+    controls = rng.choice([-1, 0, 1], size=(500, 20_000), p=control)
+    cases = np.hstack((rng.choice([-1, 0, 1], size=(500, 20), p=case),
+                       rng.choice([-1, 0, 1], size=(500, 20_000 - 20), p=control)))
+    genomes = np.vstack((controls, cases))
+    status = np.concatenate([np.zeros(500), np.ones(500)])
+    return genomes, status
+
+
+def authors_split(genomes: np.ndarray, status: np.ndarray):
+    """The authors' split: first 150 controls and 150 cases held out (``2b_train_model.py``)."""
+    df = np.concatenate((status.reshape(-1, 1), genomes), axis=1).astype(int)
+    df_case, df_control = df[df[:, 0] == 1].copy(), df[df[:, 0] == 0].copy()
+    df_test = np.concatenate((df_control[:150], df_case[:150]))
+    df = np.concatenate((df_control[150:], df_case[150:]))
+    return df[:, 1:], df[:, 0].astype(float), df_test[:, 1:], df_test[:, 0].astype(float)
+
+
+def authors_loop(df, df_labels, df_test, df_test_labels, *, epochs: int, seed: int = 0) -> dict:
+    """``2b_train_model.py``'s training loop for one seed (metrics kept, plotting and saving left out)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 -- the authors seed the legacy global generator
+    device = torch.device("cpu")
+    pin = torch.cuda.is_available()
+    dataloader = torch.utils.data.DataLoader([[df[i], df_labels[i]] for i in range(len(df_labels))],
+                                             shuffle=True, batch_size=64, pin_memory=pin)
+    dataloader_test = torch.utils.data.DataLoader([[df_test[i], df_test_labels[i]] for i in range(len(df_test))],
+                                                  shuffle=True, batch_size=64, pin_memory=pin)
+    classifi = AuthorsClassifier(data_shape=df.shape[1], init_dropout=0.5).to(device)
+    optimizer = torch.optim.Adam(classifi.parameters(), lr=1e-4, weight_decay=1e-3)
+    per_epoch = []
+    for _epoch in range(epochs):
+        t0 = time.perf_counter()
+        train_loss = test_loss = test_acc = train_acc = 0.0
+        for data in dataloader:
+            x, y = data
+            x = x.to(device)
+            y = y.to(device)
+            y = y - torch.normal(mean=0, std=0.1, size=(1, y.shape[0]), device=device).flatten()
+            y = torch.clamp(y, min=0, max=1)
+            x = torch.reshape(x, (x.shape[0], 1, x.shape[1])).float()
+            x_inpt = x.clone()
+            x_inpt = x_inpt - torch.normal(mean=0, std=0.1, size=(x.shape[0], 1, x.shape[2]), device=device)
+            optimizer.zero_grad()
+            y_hat = classifi(x_inpt)
+            loss_pred = F.binary_cross_entropy(y_hat.flatten(), y.float(), reduction="mean")
+            loss_pred.backward()
+            optimizer.step()
+            temp = y_hat.detach().flatten().round()
+            train_acc_batch = (temp == y.round()).float().mean()
+            x_test, y_test = next(iter(dataloader_test))
+            x_test = x_test.to(device)
+            y_test = y_test.to(device)
+            x_test = torch.reshape(x_test, (x_test.shape[0], 1, x_test.shape[1])).float()
+            x_test_inpt = x_test.clone()
+            classifi.eval()
+            with torch.no_grad():
+                y_hat_test = classifi(x_test_inpt)
+                loss_pred_test = F.binary_cross_entropy(y_hat_test.flatten(), y_test.float(), reduction="mean")
+            test_acc_batch = (y_hat_test.detach().flatten().round() == y_test).float().mean()
+            train_loss += loss_pred.item()
+            test_loss += loss_pred_test.item()
+            test_acc += test_acc_batch.item()
+            train_acc += train_acc_batch.item()
+            classifi.train()
+        # per-epoch confusion matrix (sklearn in the original; the same counts with numpy)
+        y_pred_class = (y_hat_test > 0.5).float().flatten().numpy()
+        truth = y_test.numpy()
+        _tp = int(((y_pred_class == 1) & (truth == 1)).sum())
+        _fp = int(((y_pred_class == 1) & (truth == 0)).sum())
+        per_epoch.append(time.perf_counter() - t0)
+    return {"seconds_per_epoch": per_epoch, "samples_per_epoch": len(df_labels)}
+
+
+def ours(df, df_labels, df_test, df_test_labels, *, epochs: int, threads: int, device: str = "cpu") -> dict:
+    genotypes = np.concatenate([df, df_test]).astype(np.int8)
+    labels = np.concatenate([df_labels, df_test_labels]).astype(np.int8)
+    n = len(labels)
+    split = ["train"] * len(df_labels) + ["val"] * len(df_test_labels)
+    samples = pd.DataFrame({"FID": [f"F{i}" for i in range(n)], "IID": [f"I{i}" for i in range(n)],
+                            "label": labels, "split": split})
+    ds = PreparedDataset(genotypes=genotypes, samples=samples, variants=pd.DataFrame(), qc={})
+    config = ModelConfig(n_snps=genotypes.shape[1], input_dropout=0.5)  # hidden 20/2 at 20 000 SNPs
+    result = train_model(ds, seed=0, model_config=config,
+                         train_config=TrainConfig(epochs=epochs, batch_size=64, lr=1e-4, device=device,
+                                                  threads=threads))
+    return {"seconds_per_epoch": result.history["seconds"].tolist(),
+            "samples_per_epoch": result.meta["n_train_balanced"], "n_parameters": n_parameters(result.model),
+            "val_auc": float(result.history["val_auc"].iloc[-1])}
+
+
+def plain_matmul_gflops(*, batch: int, m: int, h1: int, steps: int) -> float:
+    """GFLOP/s of the first layer's three matmuls (forward, both backward products) alone."""
+    x = torch.randn(batch, m)
+    w = torch.randn(h1, m)
+    dy = torch.randn(batch, h1)
+    for _ in range(3):
+        x @ w.T, dy @ w, dy.T @ x
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        x @ w.T, dy @ w, dy.T @ x
+    seconds = time.perf_counter() - t0
+    return 6.0 * batch * m * h1 * steps / seconds / 1e9
+
+
+def mock_scale(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    genomes, status = mock_genomes()
+    split = authors_split(genomes, status)
+    # warm-up both (first-call allocations, thread pools), then best of --repeats, interleaved so that
+    # load from other processes hits both alike
+    authors_loop(*split, epochs=1)
+    ours(*split, epochs=1, threads=args.threads)
+    a_runs, o_runs = [], []
+    for _ in range(args.repeats):
+        a_runs.append(authors_loop(*split, epochs=args.epochs))
+        o_runs.append(ours(*split, epochs=args.epochs, threads=args.threads))
+    a = min(a_runs, key=lambda r: np.mean(r["seconds_per_epoch"]))
+    o = min(o_runs, key=lambda r: np.mean(r["seconds_per_epoch"]))
+    a_epoch, o_epoch = float(np.mean(a["seconds_per_epoch"])), float(np.mean(o["seconds_per_epoch"]))
+    a_per_sample = a_epoch / a["samples_per_epoch"]
+    o_per_sample = o_epoch / o["samples_per_epoch"]
+    params = o["n_parameters"]
+    steps_per_epoch = int(np.ceil(o["samples_per_epoch"] / 64))
+    # 6·B·P per step over the epoch's samples; the epoch time also holds the validation pass
+    ours_gflops = 6.0 * o["samples_per_epoch"] * params / o_epoch / 1e9
+    matmul_gflops = plain_matmul_gflops(batch=64, m=20_000, h1=20, steps=steps_per_epoch * args.epochs)
+    return {
+        "scale": "authors' mock: 1000 samples x 20000 SNPs, hidden 20/2, batch 64, lr 1e-4, input dropout 0.5",
+        "epochs_timed": args.epochs, "repeats": args.repeats, "threads": args.threads,
+        "authors": {"seconds_per_epoch": a_epoch, "samples_per_epoch": a["samples_per_epoch"],
+                    "ms_per_1000_samples": 1e6 * a_per_sample},
+        "ours": {"seconds_per_epoch": o_epoch, "samples_per_epoch": o["samples_per_epoch"],
+                 "ms_per_1000_samples": 1e6 * o_per_sample, "val_auc_last_epoch": o["val_auc"]},
+        "speedup_per_sample": a_per_sample / o_per_sample,
+        "speedup_per_epoch": a_epoch / o_epoch,
+        "projected_50_epochs_s": {"authors": 50 * a_epoch, "ours": 50 * o_epoch},
+        "n_parameters": params,
+        "gflops": {"ours_6BP": ours_gflops, "plain_matmul": matmul_gflops,
+                   "fraction_of_matmul": ours_gflops / matmul_gflops},
+    }
+
+
+def paper_scale(args: argparse.Namespace) -> dict:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--paper-scale needs CUDA (or pass --device cpu with small --paper-snps for a dry run)")
+    m, n_train, n_val = args.paper_snps, args.paper_train, 300
+    rng = np.random.default_rng(0)
+    genotypes = rng.integers(-1, 2, size=(n_train + n_val, m), dtype=np.int8)
+    labels = np.zeros(n_train + n_val, dtype=np.int8)
+    # class mix chosen so the balanced index (2·cases + controls/2) holds about n_train samples
+    n_case = n_train // 3
+    labels[:n_case] = 1
+    labels[n_train:n_train + n_val // 2] = 1
+    split = ["train"] * n_train + ["val"] * n_val
+    n = n_train + n_val
+    samples = pd.DataFrame({"FID": [f"F{i}" for i in range(n)], "IID": [f"I{i}" for i in range(n)],
+                            "label": labels, "split": split})
+    ds = PreparedDataset(genotypes=genotypes, samples=samples, variants=pd.DataFrame(), qc={})
+    config = ModelConfig(n_snps=m, h1=args.paper_h1, h2=args.paper_h2, input_dropout=0.99)
+    out = {"scale": f"{m} SNPs x {n_train} training samples, H1 {args.paper_h1}, H2 {args.paper_h2}, batch 256",
+           "device": args.device, "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"}
+    for bf16 in (False, True) if args.device == "cuda" else (False,):
+        result = train_model(ds, seed=1, model_config=config,
+                             train_config=TrainConfig(epochs=args.paper_epochs, batch_size=256, device=args.device,
+                                                      bf16=bf16, threads=args.threads))
+        seconds = result.history["seconds"].iloc[1:] if len(result.history) > 1 else result.history["seconds"]
+        per_epoch = float(seconds.mean())
+        params = n_parameters(result.model)
+        out["bf16" if bf16 else "fp32"] = {
+            "seconds_per_epoch": per_epoch, "samples_per_epoch": result.meta["n_train_balanced"],
+            "projected_1000_epochs_min": 1000 * per_epoch / 60, "n_parameters": params,
+            "gflops_6BP": 6.0 * result.meta["n_train_balanced"] * params / per_epoch / 1e9,
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per loop (mock scale)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed repeats per loop, best kept")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for both loops")
+    parser.add_argument("--paper-scale", action="store_true", help="time one paper-scale epoch on CUDA instead")
+    parser.add_argument("--device", default="cuda", help="device for --paper-scale")
+    parser.add_argument("--paper-snps", type=int, default=290_522)
+    parser.add_argument("--paper-train", type=int, default=7_300)
+    parser.add_argument("--paper-h1", type=int, default=290)
+    parser.add_argument("--paper-h2", type=int, default=29)
+    parser.add_argument("--paper-epochs", type=int, default=3, help="epochs run; the first is warm-up")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    common = {"machine": platform.machine(), "processor": platform.processor(), "versions": versions()}
+    if args.paper_scale:
+        res = {**paper_scale(args), **common}
+        (RESULTS / "train_paper_scale.json").write_text(json.dumps(res, indent=2) + "\n")
+        print(json.dumps(res, indent=2))
+        return
+    res = {**mock_scale(args), **common}
+    (RESULTS / "train.json").write_text(json.dumps(res, indent=2) + "\n")
+    a, o = res["authors"], res["ours"]
+    print(f"{'loop':<10}{'s/epoch':>10}{'samples/epoch':>15}{'ms/1000 samples':>17}")
+    print(f"{'authors':<10}{a['seconds_per_epoch']:>10.3f}{a['samples_per_epoch']:>15}{a['ms_per_1000_samples']:>17.1f}")
+    print(f"{'ours':<10}{o['seconds_per_epoch']:>10.3f}{o['samples_per_epoch']:>15}{o['ms_per_1000_samples']:>17.1f}")
+    print(f"speed-up per sample {res['speedup_per_sample']:.1f}x, per epoch {res['speedup_per_epoch']:.1f}x "
+          f"({res['threads']} threads, best of {res['repeats']} x {res['epochs_timed']} epochs)")
+    g = res["gflops"]
+    print(f"GFLOP/s (6·B·P): ours {g['ours_6BP']:.2f}, plain matmul chain {g['plain_matmul']:.2f} "
+          f"({100 * g['fraction_of_matmul']:.0f} %)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+/*
+ * EVALUATE: with --simulate, precision and recall of the PAL sets and of the LR hits against the
+ * simulated causal SNPs (METHOD.md section 9). Output folder = results layout R/evaluation.
+ */
+process EVALUATE {
+    tag "${meta.id}"
+    label 'process_single'
+
+    input:
+    tuple val(meta), path(simulation), path(dataset)
+    path pal_dirs, stageAs: 'in/pal/*'
+    path gwas     // gwas/ folder, or []
+
+    output:
+    tuple val(meta), path('evaluation'), emit: evaluation
+    path 'versions.yml'                , emit: versions
+
+    script:
+    def args     = task.ext.args ?: ''
+    // each pal/ folder is named after its method (CALL_PAL writes <method>/)
+    def pal_args = (pal_dirs instanceof List ? pal_dirs : [pal_dirs]).collect { "--pal ${it}/pal.tsv --pal-label ${it.name}" }.join(' ')
+    def gwas_arg = gwas ? "--gwas ${gwas}/gwas.tsv" : ''
+    """
+    export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus} OPENBLAS_NUM_THREADS=${task.cpus}
+    export ANNPAL_CODE_VERSION='${task.ext.code_version}'
+    annpal-evaluate \\
+        --truth ${simulation}/truth.tsv \\
+        --dataset ${dataset} \\
+        ${pal_args} \\
+        ${gwas_arg} \\
+        ${args} \\
+        --out-dir evaluation \\
+        --versions versions.yml
+    # key the versions by this pipeline's process name (nf-core convention)
+    sed -i '1s/.*/"${task.process}":/' versions.yml
+    """
+
+    stub:
+    """
+    export ANNPAL_CODE_VERSION='${task.ext.code_version}'
+    mkdir -p evaluation
+    touch evaluation/evaluation.tsv versions.yml
+    """
+}

@@ -1,0 +1,40 @@
+/*
+ * LOGISTIC_GWAS: the linear comparator, per-SNP logistic regression on genotype + principal
+ * components (METHOD.md section 7). Runs beside the networks. Output folder = results layout R/gwas.
+ */
+process LOGISTIC_GWAS {
+    tag "${meta.id}"
+    label 'process_low'
+
+    input:
+    tuple val(meta), path(dataset)
+    path covar   // covariate TSV, or []
+
+    output:
+    tuple val(meta), path('gwas'), emit: gwas
+    path 'versions.yml'          , emit: versions
+
+    script:
+    def args      = task.ext.args ?: ''
+    def covar_arg = covar ? "--covar ${covar}" : ''
+    """
+    export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus} OPENBLAS_NUM_THREADS=${task.cpus}
+    export ANNPAL_CODE_VERSION='${task.ext.code_version}'
+    annpal-gwas \\
+        --dataset ${dataset} \\
+        ${covar_arg} \\
+        ${args} \\
+        --threads ${task.cpus} \\
+        --out-dir gwas \\
+        --versions versions.yml
+    # key the versions by this pipeline's process name (nf-core convention)
+    sed -i '1s/.*/"${task.process}":/' versions.yml
+    """
+
+    stub:
+    """
+    export ANNPAL_CODE_VERSION='${task.ext.code_version}'
+    mkdir -p gwas
+    touch gwas/gwas.tsv gwas/gwas.json gwas/pcs.tsv versions.yml
+    """
+}

@@ -1,0 +1,41 @@
+/*
+ * TRAIN: one network per task (METHOD.md section 2). meta: [id: 'real_s1', kind: 'real', seed: 1]
+ * or [id: 'null_s1', kind: 'null', seed: 1, permute_seed: 100001] (labels permuted).
+ * Output folder `<meta.id>/` = results layout R/train/<id>.
+ */
+process TRAIN {
+    tag "${meta.id}"
+    label 'process_gpu'
+
+    input:
+    tuple val(meta), path(dataset)
+
+    output:
+    tuple val(meta), path("${meta.id}"), emit: model
+    path 'versions.yml'                , emit: versions
+
+    script:
+    def args     = task.ext.args ?: ''
+    def null_arg = meta.kind == 'null' ? "--null --permute-seed ${meta.permute_seed}" : ''
+    """
+    export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus} OPENBLAS_NUM_THREADS=${task.cpus}
+    export ANNPAL_CODE_VERSION='${task.ext.code_version}'
+    annpal-train \\
+        --dataset ${dataset} \\
+        --seed ${meta.seed} \\
+        ${null_arg} \\
+        ${args} \\
+        --threads ${task.cpus} \\
+        --out-dir ${meta.id} \\
+        --versions versions.yml
+    # key the versions by this pipeline's process name (nf-core convention)
+    sed -i '1s/.*/"${task.process}":/' versions.yml
+    """
+
+    stub:
+    """
+    export ANNPAL_CODE_VERSION='${task.ext.code_version}'
+    mkdir -p ${meta.id}
+    touch ${meta.id}/model.pt ${meta.id}/history.tsv ${meta.id}/train.json versions.yml
+    """
+}

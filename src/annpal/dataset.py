@@ -1,0 +1,522 @@
+"""From a PLINK file set and a phenotype to the prepared dataset (METHOD.md §1).
+
+Phenotype parsing (fam or TSV, 1/2 or 0/1 coding detected), sample intersection, chromosome selection
+and ordering, QC (monomorphic SNPs, SNP and sample missing rates, MAF), the −1/0/1 int8 matrix with
+missing calls → 0, the validation split, and the class balancing of the training set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from annpal.errors import InputError
+from annpal.io.plink import (
+    chromosome_sort_key,
+    is_autosome,
+    make_unique_ids,
+    open_fileset,
+    read_bim,
+    read_fam,
+    read_genotypes,
+)
+from annpal.prepared import PreparedDataset
+
+log = logging.getLogger(__name__)
+
+#: Tokens read as a missing phenotype in the fam or a phenotype TSV (0 too, under 1/2 coding).
+MISSING_TOKENS = frozenset({"-9", "-9.0", "na", "nan", "", ".", "none", "null"})
+#: Paper's validation set (METHOD §1): 150 cases and 150 controls.
+DEFAULT_VAL_PER_CLASS = 150
+
+
+@dataclass(frozen=True)
+class QCOptions:
+    """QC thresholds (METHOD §1): all off by default except removal of monomorphic SNPs.
+
+    Attributes
+    ----------
+    max_snp_missing
+        Remove SNPs whose missing-call rate exceeds this (``None``: off).
+    min_maf
+        Remove SNPs whose minor allele frequency is below this (``None``: off).
+    max_sample_missing
+        Remove samples whose missing-call rate exceeds this (``None``: off); applied first, as PLINK
+        applies ``--mind`` before ``--geno``/``--maf``.
+    remove_monomorphic
+        Remove SNPs without variation among called genotypes (MAF 0, all heterozygous, or no calls).
+    keep_non_autosomal
+        Keep X, Y, XY, MT and other non-autosomal contigs (dropped and counted otherwise).
+    """
+
+    max_snp_missing: float | None = None
+    min_maf: float | None = None
+    max_sample_missing: float | None = None
+    remove_monomorphic: bool = True
+    keep_non_autosomal: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Phenotype
+# --------------------------------------------------------------------------------------------------
+
+def parse_binary_phenotype(values: pd.Series, *, source: str) -> tuple[np.ndarray, str, int]:
+    """Case/control labels from PLINK 1/2 or 0/1 coded text (METHOD §1).
+
+    Coding is detected from the non-missing values: any ``2`` means PLINK 1/2 coding (1 = control,
+    2 = case, 0 and −9 missing); values only in {0, 1} mean 0/1 coding (0 = control, 1 = case,
+    −9 missing). ``NA``, ``nan``, ``.`` and empty are missing under both.
+
+    Returns
+    -------
+    labels, coding, n_zero_as_missing
+        float64 labels (1 case, 0 control, NaN missing), ``"1/2"`` or ``"0/1"``, and how many zeros
+        were read as missing under 1/2 coding.
+
+    Raises
+    ------
+    InputError
+        Values other than these (a quantitative trait, text labels).
+    """
+    text = values.astype(str).str.strip()
+    missing = text.str.lower().isin(MISSING_TOKENS).to_numpy()
+    numeric = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~missing & ~np.isin(numeric, [0.0, 1.0, 2.0])
+    if bad.any():
+        examples = ", ".join(repr(v) for v in pd.unique(text[bad])[:3])
+        raise InputError(
+            f"{source}: non-binary phenotype values ({examples}); recode the trait as 0/1 (control/case) "
+            f"or PLINK 1/2, with -9 or NA for missing"
+        )
+    present = set(numeric[~missing].tolist())
+    labels = np.full(len(text), np.nan)
+    n_zero_missing = 0
+    if 2.0 in present:
+        coding = "1/2"
+        labels[numeric == 1.0] = 0.0
+        labels[numeric == 2.0] = 1.0
+        n_zero_missing = int(np.sum(numeric == 0.0))
+        if n_zero_missing:
+            log.info("%s: 1/2 coding; %d values of 0 read as missing (PLINK convention)", source, n_zero_missing)
+    else:
+        coding = "0/1"
+        labels[numeric == 0.0] = 0.0
+        labels[numeric == 1.0] = 1.0
+    return labels, coding, n_zero_missing
+
+
+def _read_pheno_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    try:
+        raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(
+            f"{path}: cannot be parsed ({' '.join(str(exc).split())[:100]}); it needs whitespace-separated "
+            f"columns FID IID <trait> with the same number of fields on every line"
+        ) from None
+    if raw.shape[1] < 3:
+        raise InputError(f"{path}: {raw.shape[1]} columns; a phenotype file needs FID IID <trait> (3 or more)")
+    first = raw.iloc[0].str.lstrip("#").str.upper()
+    if first.iloc[0] == "FID" and first.iloc[1] == "IID":
+        columns = ["FID", "IID"] + raw.iloc[0, 2:].tolist()
+        raw = raw.iloc[1:].reset_index(drop=True)
+    else:  # headerless PLINK style: FID IID P1 P2 ...
+        columns = ["FID", "IID"] + [f"P{k}" for k in range(1, raw.shape[1] - 1)]
+    raw.columns = columns
+    return raw
+
+
+def load_phenotype(
+    fam: pd.DataFrame,
+    *,
+    fam_path: str | os.PathLike[str] = "fam",
+    pheno_path: str | os.PathLike[str] | None = None,
+    pheno_col: str | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Labels for every .fam row (NaN where missing or absent) from the fam or a phenotype TSV.
+
+    A TSV has columns ``FID IID <trait> ...`` with a header (``FID IID`` first) or, PLINK style,
+    without one (columns then named ``P1 P2 ...``). Samples are matched on the (FID, IID) pair.
+
+    Returns
+    -------
+    labels, info
+        float64 labels aligned with ``fam`` and a dict of counts for ``qc.json`` (no IDs).
+
+    Raises
+    ------
+    InputError
+        Unknown column, duplicated IDs, no overlap with the fam, or non-binary values.
+    """
+    if pheno_path is None:
+        labels, coding, zeros = parse_binary_phenotype(fam["PHENO"], source=f"{fam_path} (column 6)")
+        info = {"source": "fam", "column": "PHENO", "coding": coding, "n_zero_read_as_missing": zeros}
+        if np.isnan(labels).all():
+            raise InputError(
+                f"{fam_path}: no case/control phenotype in column 6 (all missing); give one with "
+                f"--pheno FILE.tsv (columns FID IID <trait>), e.g. from annpal-simulate"
+            )
+        return labels, info
+    table = _read_pheno_table(pheno_path)
+    traits = [c for c in table.columns[2:]]
+    if pheno_col is None:
+        if len(traits) != 1:
+            raise InputError(
+                f"{pheno_path}: {len(traits)} trait columns ({', '.join(traits[:5])}); choose one with --pheno-col"
+            )
+        pheno_col = traits[0]
+    elif pheno_col not in traits:
+        raise InputError(
+            f"{pheno_path}: no column {pheno_col!r} (columns: {', '.join(traits[:10])}); fix --pheno-col"
+        )
+    key = table["FID"] + "\t" + table["IID"]
+    if key.duplicated().any():
+        raise InputError(
+            f"{pheno_path}: {int(key.duplicated().sum())} duplicated (FID, IID) pairs; keep one line per sample"
+        )
+    fam_key = fam["FID"] + "\t" + fam["IID"]
+    in_fam = key.isin(set(fam_key))
+    if not in_fam.any():
+        iid_overlap = int(table["IID"].isin(set(fam["IID"])).sum())
+        hint = (f" ({iid_overlap} IIDs match but their FIDs differ; make the FID column match the fam)"
+                if iid_overlap else "")
+        raise InputError(
+            f"{pheno_path}: none of its {len(table)} (FID, IID) pairs is in {fam_path}{hint}; "
+            f"the first two columns must be the fam's FID and IID"
+        )
+    values, coding, zeros = parse_binary_phenotype(table[pheno_col], source=f"{pheno_path} column {pheno_col}")
+    lookup = pd.Series(values, index=key.to_numpy())
+    labels = fam_key.map(lookup).to_numpy(dtype=np.float64)
+    info = {
+        "source": "tsv", "file": os.path.basename(str(pheno_path)), "column": pheno_col, "coding": coding,
+        "n_zero_read_as_missing": zeros, "n_pheno_rows": len(table),
+        "n_fam_samples_without_pheno_row": int((~fam_key.isin(set(key))).sum()),
+        "n_pheno_rows_not_in_fam": int((~in_fam).sum()),
+    }
+    if info["n_pheno_rows_not_in_fam"] or info["n_fam_samples_without_pheno_row"]:
+        log.warning("%s: %d of its samples are not in %s; %d fam samples have no phenotype row",
+                    pheno_path, info["n_pheno_rows_not_in_fam"], fam_path,
+                    info["n_fam_samples_without_pheno_row"])
+    return labels, info
+
+
+def check_both_classes(labels: np.ndarray, *, source: str) -> None:
+    """Raise when cases or controls are absent (METHOD §1: both classes must be present)."""
+    n_cases, n_controls = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+    if n_cases == 0 or n_controls == 0:
+        raise InputError(
+            f"{source}: only one class ({n_cases} cases, {n_controls} controls among samples with a "
+            f"phenotype); a case/control trait needs both, check the phenotype coding or column"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation split and class balancing
+# --------------------------------------------------------------------------------------------------
+
+def validation_split(
+    labels: np.ndarray,
+    *,
+    n_val_cases: int = DEFAULT_VAL_PER_CLASS,
+    n_val_controls: int = DEFAULT_VAL_PER_CLASS,
+    seed: int,
+    strict: tuple[bool, bool] = (False, False),
+    warn: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Seeded validation set of cases and controls (METHOD §1; paper: 150 + 150).
+
+    Each class gives at most half of its samples (rounded down), so at least half stays in training;
+    larger requests are capped with a warning, or refused when ``strict`` is set for that class (the
+    user asked for that number explicitly).
+
+    Parameters
+    ----------
+    labels
+        0/1 per sample.
+    n_val_cases, n_val_controls
+        Requested validation cases and controls.
+    seed
+        Split seed; the same labels and seed give the same split.
+    strict
+        ``(cases, controls)``: raise instead of capping.
+    warn
+        Log a warning when a request is capped.
+
+    Returns
+    -------
+    is_val, info
+        Boolean mask of validation samples and a dict with requested and used counts.
+
+    Raises
+    ------
+    InputError
+        Fewer than 2 samples in a class, or a strict request above the cap.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(labels), dtype=bool)
+    info: dict[str, Any] = {"seed": seed}
+    for cls, name, option, requested, is_strict in (
+        (1, "cases", "--val-cases", n_val_cases, strict[0]),
+        (0, "controls", "--val-controls", n_val_controls, strict[1]),
+    ):
+        members = np.flatnonzero(labels == cls)
+        cap = len(members) // 2
+        if requested < 1:
+            raise InputError(f"{option} {requested}: the validation set needs at least 1 of the {name}; use 1 or more")
+        if cap < 1:
+            raise InputError(
+                f"too few {name} for a validation split ({len(members)}); at least 2 are needed "
+                f"(one for training, one for validation), add samples or check the phenotype"
+            )
+        if requested > cap:
+            if is_strict:
+                raise InputError(
+                    f"{option} {requested}: too few samples for the validation split, the data have "
+                    f"{len(members)} {name} and at least half must stay in training; lower it to "
+                    f"{option} {cap} or less"
+                )
+            if warn:
+                log.warning("validation %s capped at %d (asked %d; %d %s, half stay in training)",
+                            name, cap, requested, len(members), name)
+        used = min(requested, cap)
+        is_val[rng.permutation(members)[:used]] = True
+        info[f"n_val_{name}_requested"] = int(requested)
+        info[f"n_val_{name}"] = int(used)
+        info[f"n_train_{name}"] = int(len(members) - used)
+    info["capped"] = bool(info["n_val_cases"] < n_val_cases or info["n_val_controls"] < n_val_controls)
+    return is_val, info
+
+
+def balanced_training_index(labels: np.ndarray, *, seed: int) -> np.ndarray:
+    """Row indices of the balanced training set: every case twice and a seeded half of the controls.
+
+    The paper's balancing (Materials and methods, "Neural network model"; METHOD §1): case samples are
+    duplicated and the control set is halved by random subsampling. Half is rounded down but at least
+    one control is kept when there is any.
+
+    Parameters
+    ----------
+    labels
+        0/1 label of each training row.
+    seed
+        The model seed (a different subsample of controls per model).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 indices into ``labels``, sorted (each case index appears twice).
+    """
+    labels = np.asarray(labels)
+    cases = np.flatnonzero(labels == 1)
+    controls = np.flatnonzero(labels == 0)
+    n_keep = max(1, len(controls) // 2) if len(controls) else 0
+    rng = np.random.default_rng(seed)
+    kept = rng.choice(controls, size=n_keep, replace=False) if n_keep else controls
+    return np.sort(np.concatenate([cases, cases, kept])).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# Variants and QC
+# --------------------------------------------------------------------------------------------------
+
+def select_variants(bim: pd.DataFrame, *, keep_non_autosomal: bool, bim_path: str = "bim"
+                    ) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+    """Choose and order the SNPs to read: autosomes (unless asked), sorted by chromosome and position.
+
+    Returns the .bim row indices in output order, the matching variant table (with unique IDs) and
+    counts for ``qc.json``.
+    """
+    auto = is_autosome(bim["CHR"])
+    info: dict[str, Any] = {}
+    if keep_non_autosomal:
+        keep = np.ones(len(bim), dtype=bool)
+        info["non_autosomal_kept"] = int((~auto).sum())
+    else:
+        keep = auto
+        dropped = bim.loc[~auto, "CHR"].value_counts().sort_index()
+        info["non_autosomal_dropped"] = {str(k): int(v) for k, v in dropped.items()}
+        if len(dropped):
+            log.warning("%s: %d non-autosomal SNPs dropped (%s); keep them with --keep-non-autosomal",
+                        bim_path, int(dropped.sum()), ", ".join(f"{k}: {v}" for k, v in dropped.items()))
+    index = np.flatnonzero(keep)
+    sub = bim.iloc[index]
+    order = np.lexsort((sub["BP"].to_numpy(), chromosome_sort_key(sub["CHR"])))
+    info["reordered"] = bool(np.any(order != np.arange(len(order))))
+    index = index[order]
+    variants = bim.iloc[index].reset_index(drop=True)
+    ids, n_filled, n_dup = make_unique_ids(variants["SNP"], variants["CHR"], variants["BP"])
+    if n_dup:
+        log.warning("%s: %d duplicate SNP IDs made unique with a _dupN suffix", bim_path, n_dup)
+    variants["SNP"] = ids.to_numpy()
+    info["missing_ids_filled"] = n_filled
+    info["duplicate_ids_renamed"] = n_dup
+    return index, variants, info
+
+
+def snp_statistics(snp_missing: np.ndarray, snp_sum: np.ndarray, snp_hom: np.ndarray, *, n_samples: int
+                   ) -> dict[str, np.ndarray]:
+    """Missing rate, A1 frequency, MAF and monomorphic flag from the integer block statistics.
+
+    ``snp_sum`` is the sum of (A1 count − 1) over called genotypes, so A1 count = sum + called.
+    """
+    called = n_samples - snp_missing
+    with np.errstate(invalid="ignore", divide="ignore"):
+        af = (snp_sum + called) / (2.0 * called)
+    af = np.where(called > 0, af, np.nan)
+    maf = np.minimum(af, 1.0 - af)
+    monomorphic = (called == 0) | (maf == 0) | (snp_hom == 0)
+    return {"missing_rate": snp_missing / max(n_samples, 1), "a1_freq": af, "maf": np.nan_to_num(maf),
+            "monomorphic": monomorphic}
+
+
+def _compact_in_place(g: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, block_rows: int = 64) -> np.ndarray:
+    """``g[rows][:, cols]`` as a C-contiguous view on ``g``'s own buffer (no second matrix).
+
+    Rows and columns are increasing, so kept row ``i`` (source row ``rows[i] ≥ i``) is written to
+    ``[i·k, (i+1)·k)`` of the flat buffer, which never reaches a source row not yet copied.
+    """
+    n, m = g.shape
+    if len(rows) == n and len(cols) == m:
+        return g
+    k = len(cols)
+    flat = g.reshape(-1)
+    for a in range(0, len(rows), block_rows):
+        b = min(a + block_rows, len(rows))
+        flat[a * k:b * k] = g[np.ix_(rows[a:b], cols)].reshape(-1)
+    return flat[: len(rows) * k].reshape(len(rows), k)
+
+
+def prepare_dataset(
+    bfile: str | os.PathLike[str],
+    *,
+    pheno: str | os.PathLike[str] | None = None,
+    pheno_col: str | None = None,
+    qc: QCOptions = QCOptions(),
+    n_val_cases: int = DEFAULT_VAL_PER_CLASS,
+    n_val_controls: int = DEFAULT_VAL_PER_CLASS,
+    split_seed: int = 1,
+    strict_split: tuple[bool, bool] = (False, False),
+    num_threads: int | None = None,
+) -> PreparedDataset:
+    """Build the prepared dataset (METHOD §1) from a PLINK file set and a phenotype.
+
+    Order of operations: phenotype and sample intersection; chromosome selection and ordering;
+    genotype reading (−1/0/1 int8, missing → 0); sample missing-rate QC; SNP QC (missing rate, MAF,
+    monomorphic, in that order, each counted); validation split.
+
+    Raises
+    ------
+    InputError
+        Any bad input (see :func:`annpal.io.plink.open_fileset`, :func:`load_phenotype`,
+        :func:`validation_split`), or fewer than 2 SNPs left after QC.
+    """
+    fileset = open_fileset(bfile)
+    fam = read_fam(fileset.fam)
+    bim = read_bim(fileset.bim)
+    labels_all, pheno_info = load_phenotype(fam, fam_path=fileset.fam, pheno_path=pheno, pheno_col=pheno_col)
+    source = str(pheno if pheno is not None else fileset.fam)
+    has_pheno = ~np.isnan(labels_all)
+    pheno_info["n_samples_without_phenotype"] = int((~has_pheno).sum())
+    sample_rows = np.flatnonzero(has_pheno)
+    labels = labels_all[sample_rows].astype(np.int8)
+    check_both_classes(labels, source=source)
+    # Fail before the long read if the split cannot work.
+    validation_split(labels, n_val_cases=n_val_cases, n_val_controls=n_val_controls, seed=split_seed,
+                     strict=strict_split, warn=False)
+
+    snp_rows, variants, variant_info = select_variants(bim, keep_non_autosomal=qc.keep_non_autosomal,
+                                                       bim_path=str(fileset.bim))
+    if len(snp_rows) < 2:
+        raise InputError(f"{fileset.bim}: {len(snp_rows)} SNPs on the autosomes; annpal needs at least 2 "
+                         f"(use --keep-non-autosomal to include other chromosomes)")
+    genotypes, stats = read_genotypes(fileset, sample_index=sample_rows, snp_index=snp_rows,
+                                      num_threads=num_threads)
+
+    keep_samples = np.ones(len(sample_rows), dtype=bool)
+    if qc.max_sample_missing is not None:
+        keep_samples = stats.sample_missing / len(snp_rows) <= qc.max_sample_missing
+    n_removed_samples = int((~keep_samples).sum())
+    if n_removed_samples:
+        # SNP statistics must describe the samples kept: subtract the removed samples' share, read
+        # again from the .bed (the matrix no longer tells a missing call from a heterozygote).
+        _, removed = read_genotypes(fileset, sample_index=sample_rows[~keep_samples], snp_index=snp_rows,
+                                    num_threads=num_threads)
+        stats.snp_missing -= removed.snp_missing
+        stats.snp_sum -= removed.snp_sum
+        stats.snp_hom -= removed.snp_hom
+        log.info("%d samples removed for missing rate > %g", n_removed_samples, qc.max_sample_missing)
+        labels = labels[keep_samples]
+        if not len(labels):
+            raise InputError(f"--max-sample-missing {qc.max_sample_missing}: removes every sample; raise it")
+        check_both_classes(labels, source=f"{source} after --max-sample-missing")
+    n_samples = int(keep_samples.sum())
+
+    snp = snp_statistics(stats.snp_missing, stats.snp_sum, stats.snp_hom, n_samples=n_samples)
+    keep_snps = np.ones(len(snp_rows), dtype=bool)
+    removed_counts: dict[str, int] = {}
+    if qc.max_snp_missing is not None:
+        fail = keep_snps & (snp["missing_rate"] > qc.max_snp_missing)
+        removed_counts["snp_missing_rate"] = int(fail.sum())
+        keep_snps &= ~fail
+    if qc.min_maf is not None and qc.min_maf > 0:
+        fail = keep_snps & (snp["maf"] < qc.min_maf)
+        removed_counts["maf"] = int(fail.sum())
+        keep_snps &= ~fail
+    if qc.remove_monomorphic:
+        fail = keep_snps & snp["monomorphic"]
+        removed_counts["monomorphic"] = int(fail.sum())
+        keep_snps &= ~fail
+    if keep_snps.sum() < 2:
+        raise InputError(
+            f"{fileset.bim}: {int(keep_snps.sum())} SNPs left after QC (removed: "
+            f"{', '.join(f'{k} {v}' for k, v in removed_counts.items()) or 'none'}); at least 2 are needed, "
+            f"relax --max-snp-missing/--min-maf or check the genotypes"
+        )
+    for reason, count in removed_counts.items():
+        if count:
+            log.info("%d SNPs removed (%s)", count, reason)
+
+    genotypes = _compact_in_place(genotypes, np.flatnonzero(keep_samples), np.flatnonzero(keep_snps))
+    n_missing = int(stats.snp_missing[keep_snps].sum())
+    is_val, split_info = validation_split(labels, n_val_cases=n_val_cases, n_val_controls=n_val_controls,
+                                          seed=split_seed, strict=strict_split)
+
+    rows = sample_rows[keep_samples]
+    samples = pd.DataFrame({
+        "FID": fam["FID"].to_numpy()[rows], "IID": fam["IID"].to_numpy()[rows], "label": labels,
+        "split": np.where(is_val, "val", "train"),
+    })
+    variants = variants.loc[keep_snps].reset_index(drop=True)
+    variants["MAF"] = snp["maf"][keep_snps]
+    variants["MISSING"] = snp["missing_rate"][keep_snps]
+    variants["index"] = np.arange(len(variants))
+    n_cells = genotypes.size
+    qc_info: dict[str, Any] = {
+        "input": {"bfile": os.path.basename(str(fileset.bed.with_suffix(""))), "n_samples_fam": fileset.n_samples,
+                  "n_snps_bim": fileset.n_snps},
+        "options": asdict(qc),
+        "phenotype": pheno_info,
+        "samples": {
+            "n_with_phenotype": len(sample_rows), "removed_sample_missing_rate": n_removed_samples,
+            "n_kept": n_samples, "n_cases": int(labels.sum()), "n_controls": int((labels == 0).sum()),
+        },
+        "variants": {**variant_info, "n_candidates": len(snp_rows), "removed": removed_counts,
+                     "n_kept": int(keep_snps.sum())},
+        "missing_calls": {"n_set_to_zero": n_missing, "rate": n_missing / n_cells if n_cells else 0.0},
+        "split": split_info,
+        "encoding": "A1 allele count - 1 (bed-reader count_A1); missing -> 0",
+    }
+    if n_missing:
+        log.info("%d missing calls (%.3g%%) set to 0", n_missing, 100 * n_missing / n_cells)
+    return PreparedDataset(genotypes=genotypes, samples=samples, variants=variants, qc=qc_info)
+
+
+__all__ = [
+    "QCOptions", "balanced_training_index", "check_both_classes", "load_phenotype",
+    "parse_binary_phenotype", "prepare_dataset", "select_variants", "snp_statistics", "validation_split",
+]

@@ -1,0 +1,234 @@
+"""Evaluation of detections against the simulation truth (METHOD.md §9).
+
+Definitions (the paper's Results, "Simulations"; the ±50 kb window is a reconstructed value and a
+parameter):
+
+* **Detected SNPs** of a method at a threshold: the PAL SNPs (``pal.tsv`` rows of that θ) for IG/SM/PM,
+  or the SNPs with Wald P ≤ t and status ``ok`` for the logistic regression (LR).
+* **Blocks**: detected SNPs sorted by position on each chromosome; consecutive SNPs closer than
+  ``block_bp`` (strictly) join one block (single linkage, so a block can be longer than ``block_bp``).
+* A block is a **true positive** when any of its SNPs lies within ±``window_bp`` (inclusive) of a causal
+  SNP on the same chromosome, else a **false positive**. Precision = TP / blocks (NaN without blocks).
+* **Causal loci**: every distinct causal SNP of the truth table is one locus — dominant, recessive and
+  each member of a two- or three-way interaction alike (an interaction pair therefore counts as two
+  loci). A locus is **hit** when any detected SNP lies within ±``window_bp`` of it. Recall = loci hit /
+  loci. Causal SNPs closer to each other than the window are still separate loci: one detected block
+  may hit several.
+
+Chromosome names are compared after dropping a leading ``chr`` (``chr1`` = ``1``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from annpal.errors import InputError
+
+TRUTH_COLUMNS = ["SNP", "CHR", "BP", "role", "partners", "weight"]
+PAL_COLUMNS = ["threshold", "SNP", "CHR", "BP", "index", "mas_mean", "count", "amas", "pal_common"]
+GWAS_COLUMNS = ["index", "CHR", "BP", "SNP", "neg_log10_p", "status"]
+EVALUATION_COLUMNS = ["method", "threshold", "n_detected", "n_blocks", "tp", "fp", "precision", "recall",
+                      "n_causal_loci"]
+
+
+def normalise_chrom(values: Sequence | np.ndarray | pd.Series) -> np.ndarray:
+    """Chromosome labels as strings without a ``chr`` prefix (``chr1`` → ``1``, ``1.0`` stays ``1.0``)."""
+    out = pd.Series(values).astype(str).str.strip()
+    return out.str.replace(r"^(?i:chr)", "", regex=True).to_numpy(dtype=object)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Counts for one method at one threshold (METHOD.md §9)."""
+
+    n_detected: int
+    n_blocks: int
+    tp: int
+    fp: int
+    precision: float
+    recall: float
+    n_causal_loci: int
+    n_causal_hit: int
+
+
+def detection_blocks(chrom: np.ndarray, bp: np.ndarray, *, block_bp: float) -> np.ndarray:
+    """Block id per detected SNP: same chromosome and a gap < ``block_bp`` to the previous SNP.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 block ids ``0..n_blocks-1`` in the input order (blocks numbered by chromosome, position).
+    """
+    chrom = normalise_chrom(chrom)
+    bp = np.asarray(bp, dtype=np.int64)
+    n = bp.size
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.lexsort((bp, chrom))
+    c, b = chrom[order], bp[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (c[1:] != c[:-1]) | ((b[1:] - b[:-1]) >= block_bp)
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
+def _nearest_distance(chrom: np.ndarray, bp: np.ndarray, ref_chrom: np.ndarray, ref_bp: np.ndarray) -> np.ndarray:
+    """Distance (bp) from each (chrom, bp) to the nearest reference position on its chromosome (inf if none)."""
+    out = np.full(bp.size, np.inf)
+    for c in np.unique(chrom):
+        ref = np.sort(ref_bp[ref_chrom == c])
+        if ref.size == 0:
+            continue
+        sel = np.flatnonzero(chrom == c)
+        x = bp[sel]
+        pos = np.searchsorted(ref, x)
+        left = np.abs(x - ref[np.clip(pos - 1, 0, ref.size - 1)])
+        right = np.abs(ref[np.clip(pos, 0, ref.size - 1)] - x)
+        out[sel] = np.minimum(left, right)
+    return out
+
+
+def evaluate_detections(det_chrom: Sequence | np.ndarray, det_bp: Sequence | np.ndarray,
+                        causal_chrom: Sequence | np.ndarray, causal_bp: Sequence | np.ndarray, *,
+                        window_bp: float = 50_000, block_bp: float = 100_000) -> Evaluation:
+    """Blocks, TP/FP, precision and recall of one set of detected SNPs (METHOD.md §9).
+
+    Parameters
+    ----------
+    det_chrom, det_bp
+        Chromosome and position of the detected SNPs.
+    causal_chrom, causal_bp
+        Chromosome and position of the causal loci (one entry per distinct causal SNP).
+    window_bp
+        A detected SNP within this distance (inclusive) of a causal SNP is near it.
+    block_bp
+        Detected SNPs closer than this (strictly) on one chromosome join a block.
+
+    Returns
+    -------
+    Evaluation
+        ``precision`` is NaN when nothing is detected, ``recall`` NaN without causal loci.
+    """
+    dc, db = normalise_chrom(det_chrom), np.asarray(det_bp, dtype=np.int64)
+    cc, cb = normalise_chrom(causal_chrom), np.asarray(causal_bp, dtype=np.int64)
+    blocks = detection_blocks(dc, db, block_bp=block_bp)
+    n_blocks = int(blocks.max() + 1) if blocks.size else 0
+    near = _nearest_distance(dc, db, cc, cb) <= window_bp
+    tp_blocks = np.zeros(n_blocks, dtype=bool)
+    np.logical_or.at(tp_blocks, blocks, near)
+    tp = int(tp_blocks.sum())
+    hit = _nearest_distance(cc, cb, dc, db) <= window_bp
+    n_loci = int(cb.size)
+    return Evaluation(
+        n_detected=int(db.size), n_blocks=n_blocks, tp=tp, fp=n_blocks - tp,
+        precision=tp / n_blocks if n_blocks else math.nan,
+        recall=int(hit.sum()) / n_loci if n_loci else math.nan,
+        n_causal_loci=n_loci, n_causal_hit=int(hit.sum()),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Files
+
+
+def _read_table(path: str | Path, columns: Sequence[str], what: str, fix: str, **kwargs) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, sep="\t", **kwargs)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc}); {fix}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: {what} lacks column(s) {', '.join(missing)}; {fix}")
+    return table
+
+
+def read_truth(path: str | Path) -> pd.DataFrame:
+    """The truth table (``SNP CHR BP role partners weight``, from annpal-simulate) as causal loci.
+
+    Returns one row per distinct causal SNP (duplicates by SNP ID dropped) with normalised ``CHR``.
+    """
+    fix = "give the truth.tsv written by annpal-simulate"
+    truth = _read_table(path, TRUTH_COLUMNS, "truth table", fix, dtype={"SNP": str, "CHR": str, "role": str,
+                                                                         "partners": str})
+    bp = pd.to_numeric(truth["BP"], errors="coerce")
+    if bp.isna().any():
+        raise InputError(f"{path}: column 'BP' has missing or non-numeric positions; {fix}")
+    truth = truth.assign(CHR=normalise_chrom(truth["CHR"]), BP=bp.astype(np.int64))
+    return truth.drop_duplicates(subset=["SNP"]).reset_index(drop=True)
+
+
+def read_pal(path: str | Path) -> pd.DataFrame:
+    """PAL SNPs (``pal.tsv`` from annpal-call-pal); ``threshold`` kept as text (``99.99``)."""
+    return _read_table(path, ["threshold", "SNP", "CHR", "BP", "pal_common"], "PAL table",
+                       "give the pal.tsv written by annpal-call-pal", dtype={"threshold": str, "SNP": str, "CHR": str})
+
+
+def read_gwas(path: str | Path) -> pd.DataFrame:
+    """Logistic regression results (``gwas.tsv`` from annpal-gwas)."""
+    return _read_table(path, GWAS_COLUMNS, "GWAS table", "give the gwas.tsv written by annpal-gwas",
+                       dtype={"SNP": str, "CHR": str, "status": str})
+
+
+def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
+    """``"1e-3,1.7e-7"`` → ``[("1e-3", 0.001), ("1.7e-7", 1.7e-07)]``; labels kept as written."""
+    out = []
+    for part in text.split(","):
+        label = part.strip()
+        try:
+            value = float(label)
+        except ValueError:
+            raise ValueError(f"P threshold {label!r} is not a number; give e.g. 1e-3,1e-5") from None
+        if not 0 < value < 1:
+            raise ValueError(f"P threshold {label!r} must lie in (0, 1)")
+        out.append((label, value))
+    if not out:
+        raise ValueError("no P threshold given")
+    return out
+
+
+def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresholds: Sequence[str] = (),
+                 common: bool = False, window_bp: float = 50_000, block_bp: float = 100_000) -> list[dict]:
+    """Rows of ``evaluation.tsv`` for one PAL table: one per θ (``thresholds`` first, in that order, so a
+    θ without PAL SNPs still gets its row, then any other θ found in the file).
+
+    With ``common=True`` also a ``<method>-common`` row per θ from the PAL SNPs flagged PAL-common.
+    """
+    labels = list(dict.fromkeys([str(t) for t in thresholds] + pal["threshold"].astype(str).tolist()))
+    rows = []
+    flags = pd.to_numeric(pal["pal_common"].astype(str).str.lower().map(
+        {"1": 1, "0": 0, "true": 1, "false": 0, "1.0": 1, "0.0": 0}), errors="coerce").fillna(0).astype(bool)
+    variants = [(method, np.ones(len(pal), dtype=bool))]
+    if common:
+        variants.append((f"{method}-common", flags.to_numpy()))
+    for name, mask in variants:
+        for label in labels:
+            sel = mask & (pal["threshold"].astype(str) == label).to_numpy()
+            ev = evaluate_detections(pal["CHR"][sel], pal["BP"][sel], truth["CHR"], truth["BP"],
+                                     window_bp=window_bp, block_bp=block_bp)
+            rows.append({"method": name, "threshold": label, **asdict(ev)})
+    return rows
+
+
+def evaluate_gwas(gwas: pd.DataFrame, truth: pd.DataFrame, *, thresholds: Sequence[tuple[str, float]],
+                  method: str = "lr", window_bp: float = 50_000, block_bp: float = 100_000) -> list[dict]:
+    """Rows of ``evaluation.tsv`` for the logistic regression: detected = status ``ok`` and P ≤ t.
+
+    The comparison uses ``neg_log10_p ≥ −log10 t`` so P-values below double precision still count.
+    """
+    nlp = pd.to_numeric(gwas["neg_log10_p"], errors="coerce").to_numpy(dtype=float)
+    ok = (gwas["status"].astype(str) == "ok").to_numpy() & np.isfinite(nlp)
+    rows = []
+    for label, t in thresholds:
+        sel = ok & (nlp >= -math.log10(t))
+        ev = evaluate_detections(gwas["CHR"][sel], gwas["BP"][sel], truth["CHR"], truth["BP"],
+                                 window_bp=window_bp, block_bp=block_bp)
+        rows.append({"method": method, "threshold": label, **asdict(ev)})
+    return rows

@@ -1,0 +1,427 @@
+"""PLINK 1 binary file sets (``.bed/.bim/.fam``): validation, tables, chunked −1/0/1 genotype reading.
+
+METHOD.md §1: the allele count of A1 (0/1/2, bed-reader ``count_A1=True``) minus 1 gives the −1/0/1
+encoding; missing calls become 0 and are counted. Genotypes are read in blocks of SNPs straight into a
+preallocated int8 matrix, so the peak memory stays close to the size of that matrix, and the per-SNP
+and per-sample statistics QC needs (missing calls, A1 counts, homozygous calls) are gathered on the
+way, in integer arithmetic on each block (never a float64 copy of the whole matrix).
+
+Every check that fails raises :class:`~annpal.errors.InputError` with one line naming the file and the
+fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from annpal.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: First two bytes of every PLINK 1 .bed file; the third is 0x01 (SNP-major) or 0x00 (sample-major).
+BED_MAGIC = b"\x6c\x1b"
+FAM_COLUMNS = ["FID", "IID", "PAT", "MAT", "SEX", "PHENO"]
+BIM_COLUMNS = ["CHR", "SNP", "CM", "BP", "A1", "A2"]
+#: bed-reader's int8 value for a missing call.
+BED_MISSING_INT8 = -127
+#: PLINK's numeric codes for non-autosomal chromosomes.
+PLINK_CHROM_CODES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT", "XY": "XY", "X": "X", "Y": "Y",
+                     "MT": "MT"}
+_DEFAULT_CHUNK_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class PlinkFileset:
+    """Paths of one PLINK 1 binary file set and its dimensions (from the .fam and .bim line counts)."""
+
+    bed: Path
+    bim: Path
+    fam: Path
+    n_samples: int
+    n_snps: int
+
+
+def bfile_paths(prefix: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """``(PREFIX.bed, PREFIX.bim, PREFIX.fam)``; a trailing ``.bed/.bim/.fam`` on ``prefix`` is ignored."""
+    text = str(prefix)
+    for ext in (".bed", ".bim", ".fam"):
+        if text.endswith(ext):
+            text = text[: -len(ext)]
+    return Path(text + ".bed"), Path(text + ".bim"), Path(text + ".fam")
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+def open_fileset(prefix: str | os.PathLike[str]) -> PlinkFileset:
+    """Check that a PLINK file set exists and that its three files belong together.
+
+    Checks the presence of the three files, the .bed magic bytes, that the .bed is SNP-major, and that
+    its size is exactly ``3 + n_snps · ceil(n_samples / 4)`` bytes for the .fam and .bim line counts.
+
+    Raises
+    ------
+    InputError
+        A file is missing, the .bed is not a PLINK 1 .bed, is sample-major, or its size disagrees with
+        the .fam/.bim (a mismatched file set).
+    """
+    bed, bim, fam = bfile_paths(prefix)
+    for path in (bed, bim, fam):
+        if not path.is_file():
+            raise InputError(
+                f"{path}: not found; --bfile takes the prefix of a PLINK .bed/.bim/.fam file set "
+                f"(e.g. --bfile data/cohort for data/cohort.bed, .bim and .fam)"
+            )
+    n_samples, n_snps = _count_lines(fam), _count_lines(bim)
+    if n_samples == 0 or n_snps == 0:
+        empty = fam if n_samples == 0 else bim
+        raise InputError(f"{empty}: empty; regenerate the file set with plink --make-bed")
+    with open(bed, "rb") as fh:
+        head = fh.read(3)
+    if head[:2] != BED_MAGIC:
+        raise InputError(
+            f"{bed}: not a PLINK 1 binary .bed (first bytes {head[:2].hex(' ') or 'none'}, expected 6c 1b); "
+            f"convert it with plink --bfile/--vcf ... --make-bed"
+        )
+    if len(head) < 3 or head[2] != 1:
+        mode = "sample-major" if len(head) == 3 and head[2] == 0 else "of unknown mode"
+        raise InputError(
+            f"{bed}: {mode} .bed file; rewrite it SNP-major with plink --bfile {bfile_paths(bed)[0].with_suffix('')} "
+            f"--make-bed --out NEWPREFIX"
+        )
+    expected = 3 + n_snps * ((n_samples + 3) // 4)
+    actual = bed.stat().st_size
+    if actual != expected:
+        raise InputError(
+            f"{bed}: {actual} bytes but {fam.name} ({n_samples} samples) and {bim.name} ({n_snps} SNPs) "
+            f"imply {expected}; the three files do not belong together or the .bed is truncated, "
+            f"regenerate the file set with plink --make-bed"
+        )
+    return PlinkFileset(bed=bed, bim=bim, fam=fam, n_samples=n_samples, n_snps=n_snps)
+
+
+def _read_whitespace_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment=None,
+                            keep_default_na=False, na_filter=False)
+    except pd.errors.ParserError as exc:
+        raise InputError(
+            f"{path}: cannot be parsed ({' '.join(str(exc).split())[:120]}); it needs {len(columns)} "
+            f"whitespace-separated columns ({' '.join(columns)}) on every line"
+        ) from None
+    if frame.shape[1] != len(columns):
+        raise InputError(
+            f"{path}: {frame.shape[1]} columns, expected {len(columns)} ({' '.join(columns)}); "
+            f"regenerate the file set with plink --make-bed"
+        )
+    frame.columns = columns
+    return frame
+
+
+def read_fam(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a .fam as strings: ``FID IID PAT MAT SEX PHENO`` (phenotype parsed later)."""
+    return _read_whitespace_table(Path(path), FAM_COLUMNS)
+
+
+def normalise_chromosome(values: pd.Series) -> pd.Series:
+    """Chromosome names as annpal writes them: ``1``..``22`` for autosomes, ``X Y XY MT`` otherwise.
+
+    A ``chr`` prefix is dropped and PLINK's numeric codes 23-26 become X, Y, XY, MT; other names
+    (contigs, ``0`` = unplaced) are kept as given.
+    """
+    return values.astype(str).map({name: _chromosome_name(name) for name in pd.unique(values.astype(str))})
+
+
+def _chromosome_name(name: str) -> str:
+    text = re.sub(r"^chr", "", name.strip(), flags=re.IGNORECASE)
+    if text.isdigit():
+        text = str(int(text))
+    return PLINK_CHROM_CODES.get(text.upper(), text)
+
+
+def is_autosome(chrom: pd.Series) -> np.ndarray:
+    """True for chromosomes 1-22 (as returned by :func:`normalise_chromosome`)."""
+    numeric = pd.to_numeric(chrom, errors="coerce")
+    return ((numeric >= 1) & (numeric <= 22)).to_numpy()
+
+
+def read_bim(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a .bim: ``CHR SNP CM BP A1 A2`` with ``CHR`` normalised and ``BP`` as int64.
+
+    Raises
+    ------
+    InputError
+        Wrong column count or a non-integer position.
+    """
+    path = Path(path)
+    bim = _read_whitespace_table(path, BIM_COLUMNS)
+    bp = pd.to_numeric(bim["BP"], errors="coerce")
+    if bp.isna().any() or (bp % 1 != 0).any():
+        line = int(np.flatnonzero(bp.isna() | (bp % 1 != 0))[0]) + 1
+        raise InputError(f"{path}: line {line} has a non-integer position (column 4); fix or regenerate the .bim")
+    bim["BP"] = bp.astype(np.int64)
+    bim["CHR"] = normalise_chromosome(bim["CHR"])
+    return bim
+
+
+def chromosome_sort_key(chrom: pd.Series) -> np.ndarray:
+    """Sort rank of chromosome names: 1..22 numerically, then X, Y, XY, MT, then others by name."""
+    numeric = pd.to_numeric(chrom, errors="coerce")
+    special = {"X": 23, "Y": 24, "XY": 25, "MT": 26}
+    others = sorted(set(chrom[numeric.isna() & ~chrom.isin(list(special))]))
+    other_rank = {name: 27 + k for k, name in enumerate(others)}
+    rank = numeric.where(numeric.notna(), chrom.map({**special, **other_rank}))
+    # numeric names outside 1-22 (e.g. 0 = unplaced) go last
+    rank = rank.where(~(numeric.notna() & ((numeric < 1) | (numeric > 22))), 1000 + numeric.fillna(0))
+    return rank.to_numpy(dtype=np.float64)
+
+
+def make_unique_ids(ids: pd.Series, chrom: pd.Series, bp: pd.Series) -> tuple[pd.Series, int, int]:
+    """Replace missing IDs (``.``) by ``CHR:BP`` and suffix repeats with ``_dup2``, ``_dup3``, ...
+
+    Returns the new IDs, the number of IDs filled in and the number renamed as duplicates.
+    """
+    ids = ids.astype(str).copy()
+    missing = ids.isin([".", ""]).to_numpy()
+    if missing.any():
+        ids[missing] = chrom[missing].astype(str) + ":" + bp[missing].astype(str)
+    occurrence = ids.groupby(ids).cumcount().to_numpy()
+    dup = occurrence > 0
+    if dup.any():
+        taken = set(ids)
+        new = ids.to_numpy(dtype=object)
+        for i in np.flatnonzero(dup):
+            k = occurrence[i] + 1
+            while f"{new[i]}_dup{k}" in taken:
+                k += 1
+            new[i] = f"{new[i]}_dup{k}"
+            taken.add(new[i])
+        ids = pd.Series(new, index=ids.index, dtype=object)
+    return ids, int(missing.sum()), int(dup.sum())
+
+
+@dataclass
+class GenotypeBlockStats:
+    """Integer statistics gathered while reading (over the samples read, missing calls excluded)."""
+
+    snp_missing: np.ndarray  # missing calls per SNP
+    snp_sum: np.ndarray  # sum of (A1 count − 1) over called genotypes per SNP
+    snp_hom: np.ndarray  # homozygous calls per SNP (value ±1)
+    sample_missing: np.ndarray  # missing calls per sample
+
+
+def _block_reader(fileset: PlinkFileset, num_threads: int | None):
+    """A function ``read(rows, cols, view)`` filling ``view`` (int8, may be a strided slice of the result)
+    with A1 counts, −127 for missing.
+
+    bed-reader's ``open_bed.read`` allocates a fresh zeroed array per call; its Rust reader
+    ``read_i8`` (the function ``open_bed.read`` itself calls) writes into a given array, strided views
+    included, so blocks go straight into the preallocated matrix: no per-block buffer, no copy.
+    """
+    from bed_reader import get_num_threads
+
+    threads = get_num_threads(num_threads or None)
+    try:
+        from bed_reader import read_i8
+    except ImportError:  # pragma: no cover - older/newer bed-reader without the low-level reader
+        from bed_reader import open_bed
+
+        def read(rows: np.ndarray, cols: np.ndarray, view: np.ndarray) -> None:
+            with open_bed(fileset.bed, iid_count=fileset.n_samples, sid_count=fileset.n_snps, count_A1=True,
+                          num_threads=threads) as bed:
+                view[...] = bed.read(index=(rows, cols), dtype="int8", order="C")
+
+        return read
+
+    def read(rows: np.ndarray, cols: np.ndarray, view: np.ndarray) -> None:
+        read_i8(str(fileset.bed), {}, iid_count=fileset.n_samples, sid_count=fileset.n_snps, is_a1_counted=True,
+                iid_index=rows, sid_index=cols, val=view, num_threads=threads)
+
+    return read
+
+
+def chunk_size(n_samples: int, *, chunk_bytes: int = _DEFAULT_CHUNK_BYTES) -> int:
+    """SNPs per block so that one int8 block is about ``chunk_bytes``."""
+    return max(1, chunk_bytes // max(1, n_samples))
+
+
+def encode_block(block: np.ndarray, *, scratch: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """In place: bed-reader int8 A1 counts (0/1/2, −127 missing) → −1/0/1 with missing → 0.
+
+    ``block`` is samples × SNPs, C- or F-contiguous. Returns per-SNP missing counts, per-sample missing
+    counts, per-SNP sums of the encoded values and per-SNP homozygous-call counts, all from integer
+    arithmetic on the block. ``scratch`` (int8, at least ``block.size`` elements) avoids allocating
+    temporaries for every block.
+    """
+    n, w = block.shape
+    transposed = block.flags.f_contiguous and not block.flags.c_contiguous
+    b = block.T if transposed else block  # C-contiguous: (SNPs × samples) or (samples × SNPs)
+    if not b.flags.c_contiguous:
+        raise ValueError("encode_block needs a C- or F-contiguous block")
+    snp_axis = 0 if transposed else 1
+    buf = np.empty(b.size, dtype=np.int8) if scratch is None else scratch.reshape(-1)[: b.size]
+    mask = buf.view(np.bool_).reshape(b.shape)
+    np.equal(b, BED_MISSING_INT8, out=mask)
+    snp_missing = np.zeros(w, dtype=np.int64)
+    sample_missing = np.zeros(n, dtype=np.int64)
+    flat = np.flatnonzero(mask)
+    if len(flat):
+        # Missing calls are rare: index them instead of reducing a full boolean block twice.
+        i, j = np.divmod(flat, b.shape[1])
+        snp_idx, sample_idx = (i, j) if transposed else (j, i)
+        snp_missing = np.bincount(snp_idx, minlength=w).astype(np.int64)
+        sample_missing = np.bincount(sample_idx, minlength=n).astype(np.int64)
+        b[i, j] = 1  # count 1 - 1 = 0: the heterozygous, allele-neutral value (METHOD §1)
+    np.subtract(b, 1, out=b)
+    reduce_axis = 1 - snp_axis
+    snp_sum = b.sum(axis=reduce_axis, dtype=np.int32).astype(np.int64)
+    absolute = buf.reshape(b.shape)
+    np.abs(b, out=absolute)
+    snp_hom = absolute.sum(axis=reduce_axis, dtype=np.int32).astype(np.int64)
+    return snp_missing, sample_missing, snp_sum, snp_hom
+
+
+def _copy_tiled(src: np.ndarray, dst: np.ndarray, *, tile: int = 512) -> None:
+    """``dst[...] = src`` in square tiles: an F-ordered block into a C-ordered matrix transposes the
+    memory layout, and tiles keep both sides in cache (about 3× faster than one strided copy)."""
+    n, w = src.shape
+    for a in range(0, n, tile):
+        for b in range(0, w, tile):
+            dst[a:a + tile, b:b + tile] = src[a:a + tile, b:b + tile]
+
+
+def read_genotypes(
+    fileset: PlinkFileset,
+    *,
+    sample_index: np.ndarray | None = None,
+    snp_index: np.ndarray | None = None,
+    num_threads: int | None = None,
+    chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+) -> tuple[np.ndarray, GenotypeBlockStats]:
+    """Read genotypes as a C-ordered int8 matrix (samples × SNPs) of −1/0/1, missing → 0 (METHOD §1).
+
+    Blocks of SNPs are read in the .bed's own SNP-major layout into one reused F-ordered buffer
+    (bed-reader's fastest path), encoded and counted there (per-SNP reductions are then contiguous),
+    and copied into the preallocated result; memory beyond the result is two block buffers.
+
+    Parameters
+    ----------
+    fileset
+        From :func:`open_fileset`.
+    sample_index, snp_index
+        Rows of the .fam and rows of the .bim to read, in the order wanted (default: all, file order).
+    num_threads
+        bed-reader threads (``None`` or 0: all cores).
+    chunk_bytes
+        Size of one block of SNPs processed at a time; bounds the memory used beyond the result.
+
+    Returns
+    -------
+    genotypes, stats
+        The matrix and integer per-SNP / per-sample statistics over the samples read.
+    """
+    rows = np.arange(fileset.n_samples) if sample_index is None else np.asarray(sample_index)
+    cols = np.arange(fileset.n_snps) if snp_index is None else np.asarray(snp_index)
+    rows, cols = rows.astype(np.intp, copy=False), cols.astype(np.intp, copy=False)
+    n, m = len(rows), len(cols)
+    out = np.empty((n, m), dtype=np.int8)
+    stats = GenotypeBlockStats(snp_missing=np.zeros(m, np.int64), snp_sum=np.zeros(m, np.int64),
+                               snp_hom=np.zeros(m, np.int64), sample_missing=np.zeros(n, np.int64))
+    if n == 0 or m == 0:
+        return out, stats
+    step = min(chunk_size(n, chunk_bytes=chunk_bytes), m)
+    block_buffer = np.empty(n * step, dtype=np.int8)
+    scratch = np.empty(n * step, dtype=np.int8)
+    read = _block_reader(fileset, num_threads)
+    for start in range(0, m, step):
+        stop = min(start + step, m)
+        block = block_buffer[: n * (stop - start)].reshape((n, stop - start), order="F")
+        read(rows, np.ascontiguousarray(cols[start:stop]), block)
+        snp_missing, sample_missing, snp_sum, snp_hom = encode_block(block, scratch=scratch)
+        stats.snp_missing[start:stop] = snp_missing
+        stats.sample_missing += sample_missing
+        stats.snp_sum[start:stop] = snp_sum
+        stats.snp_hom[start:stop] = snp_hom
+        _copy_tiled(block, out[:, start:stop])
+    return out, stats
+
+
+def read_columns(fileset: PlinkFileset, snp_index: np.ndarray, *, sample_index: np.ndarray | None = None,
+                 num_threads: int | None = None) -> np.ndarray:
+    """A few SNP columns as −1/0/1 int8 (missing → 0), in the order of ``snp_index``."""
+    return read_genotypes(fileset, sample_index=sample_index, snp_index=snp_index, num_threads=num_threads)[0]
+
+
+class LazyGenotypes:
+    """Read-on-demand view of a file set's genotypes: ``g[:, cols]`` reads just those SNP columns.
+
+    Lets column-sampling code (the phenotype simulator) run on genome-wide data without loading the
+    whole matrix. ``snp_index`` maps column ``j`` of this view to .bim row ``snp_index[j]``.
+    """
+
+    def __init__(self, fileset: PlinkFileset, snp_index: np.ndarray, *, num_threads: int | None = None):
+        self.fileset = fileset
+        self.snp_index = np.asarray(snp_index, dtype=np.intp)
+        self.num_threads = num_threads
+        self.shape = (fileset.n_samples, len(self.snp_index))
+        self.dtype = np.dtype(np.int8)
+
+    def __getitem__(self, key: tuple[slice, np.ndarray]) -> np.ndarray:
+        rows, cols = key
+        if rows != slice(None):
+            raise IndexError("LazyGenotypes supports g[:, columns] only")
+        cols = np.atleast_1d(np.asarray(cols, dtype=np.intp))
+        return read_columns(self.fileset, self.snp_index[cols], num_threads=self.num_threads)
+
+
+def write_plink(
+    prefix: str | os.PathLike[str],
+    a1_counts: np.ndarray,
+    *,
+    fam: pd.DataFrame,
+    bim: pd.DataFrame,
+) -> None:
+    """Write a SNP-major PLINK 1 file set with bed-reader's ``to_bed``, each file atomically.
+
+    Parameters
+    ----------
+    a1_counts
+        samples × SNPs, A1 allele counts 0/1/2 (int8; −127 or NaN for missing).
+    fam, bim
+        Tables with :data:`FAM_COLUMNS` and :data:`BIM_COLUMNS`.
+    """
+    from bed_reader import to_bed
+
+    from annpal.cli import atomic_path
+
+    bed_path, bim_path, fam_path = bfile_paths(prefix)
+    properties = {
+        "fid": fam["FID"].astype(str).tolist(), "iid": fam["IID"].astype(str).tolist(),
+        "father": fam["PAT"].astype(str).tolist(), "mother": fam["MAT"].astype(str).tolist(),
+        "sex": fam["SEX"].astype(int).tolist(), "pheno": fam["PHENO"].astype(str).tolist(),
+        "chromosome": bim["CHR"].astype(str).tolist(), "sid": bim["SNP"].astype(str).tolist(),
+        "cm_position": bim["CM"].astype(float).tolist(), "bp_position": bim["BP"].astype(int).tolist(),
+        "allele_1": bim["A1"].astype(str).tolist(), "allele_2": bim["A2"].astype(str).tolist(),
+    }
+    with contextlib.ExitStack() as stack:
+        tmp_bed = stack.enter_context(atomic_path(bed_path))
+        tmp_bim = stack.enter_context(atomic_path(bim_path))
+        tmp_fam = stack.enter_context(atomic_path(fam_path))
+        to_bed(tmp_bed, a1_counts, properties=properties, count_A1=True, fam_filepath=tmp_fam,
+               bim_filepath=tmp_bim)

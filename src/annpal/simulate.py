@@ -1,0 +1,337 @@
+"""Simulation: the paper's phenotype model on real genotypes, and realistic test genotypes from msprime.
+
+Phenotypes (METHOD.md §8, paper "Simulations"): causal SNPs drawn at random, split 5:5:4:6 between
+dominant, recessive, two-way and three-way interaction terms, weights w ~ N(0, 1), Gaussian noise with
+variance λ·Var(G), binarised at a threshold τ giving a target number of cases. The dominant and
+recessive functions f_D and f_R are a reconstruction (the paper's formula images were lost) and live in
+:func:`f_dominant` and :func:`f_recessive` alone.
+
+Genotypes (test data): coalescent simulation with msprime under human-like settings, thinned to an
+array-like density, as a PLINK-ready table of A1 counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from annpal.errors import InputError
+
+log = logging.getLogger(__name__)
+
+ROLES = ("dominant", "recessive", "two_way", "three_way")
+#: Share of causal SNPs per role (METHOD §8): 5:5:4:6.
+ROLE_RATIO = (5, 5, 4, 6)
+#: Paper's case fraction: 1814 cases among 9139 samples (the EstBB SCZ cohort).
+PAPER_PREVALENCE = 1814 / 9139
+
+
+class ColumnSource(Protocol):
+    """Anything with ``shape`` and ``g[:, columns]`` giving int8 −1/0/1 columns (an array, a memmap,
+    :class:`annpal.io.plink.LazyGenotypes`)."""
+
+    shape: tuple[int, int]
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
+
+
+def f_dominant(x: np.ndarray) -> np.ndarray:
+    """Dominant effect f_D(x) = 1 if x ≥ 0 else 0: present with at least one copy of the A1 allele.
+
+    Reconstructed term (METHOD §8): the published formula was an image lost from our copy.
+    """
+    return (np.asarray(x) >= 0).astype(np.float64)
+
+
+def f_recessive(x: np.ndarray) -> np.ndarray:
+    """Recessive effect f_R(x) = 1 if x = 1 else 0: present only with two copies of the A1 allele.
+
+    Reconstructed term (METHOD §8): the published formula was an image lost from our copy.
+    """
+    return (np.asarray(x) == 1).astype(np.float64)
+
+
+def causal_counts(n_causal: int) -> dict[str, int]:
+    """Numbers of dominant SNPs, recessive SNPs, two-way pairs and three-way triples for ``n_causal``.
+
+    Exactly 5:5:4:6 of the SNPs when ``n_causal`` is a multiple of 20 (n = 100: 25, 25, 10 pairs,
+    10 triples); otherwise pairs and triples are rounded and the rest shared by dominant/recessive.
+    """
+    if n_causal < 1:
+        raise InputError(f"--n-causal {n_causal}: at least 1 causal SNP is needed")
+    total = sum(ROLE_RATIO)
+    n_pairs = round(n_causal * ROLE_RATIO[2] / total / 2)
+    n_triples = round(n_causal * ROLE_RATIO[3] / total / 3)
+    while 2 * n_pairs + 3 * n_triples > n_causal:  # tiny n: drop interactions first
+        if n_triples:
+            n_triples -= 1
+        else:
+            n_pairs -= 1
+    rest = n_causal - 2 * n_pairs - 3 * n_triples
+    return {"dominant": (rest + 1) // 2, "recessive": rest // 2, "two_way": n_pairs, "three_way": n_triples}
+
+
+@dataclass
+class PhenotypeSimulation:
+    """Result of :func:`simulate_phenotype`.
+
+    ``truth`` has one row per causal SNP: ``column`` (index into the genotype columns), ``role``,
+    ``term`` (index of its term), ``partners`` (columns of the other SNPs of the term, a tuple) and
+    ``weight`` (the term's weight, shared by the SNPs of an interaction).
+    """
+
+    phenotype: np.ndarray
+    liability: np.ndarray
+    genetic_value: np.ndarray
+    threshold: float
+    truth: pd.DataFrame
+    var_genetic: float
+    noise_sd: float
+
+    @property
+    def n_cases(self) -> int:
+        return int(self.phenotype.sum())
+
+
+def _draw_causal_columns(genotypes: ColumnSource, n_causal: int, rng: np.random.Generator
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Random columns with variation (a constant column has no effect), in random order, and their
+    genotypes (samples × n_causal int8)."""
+    n_snps = genotypes.shape[1]
+    order = rng.permutation(n_snps)
+    chosen: list[int] = []
+    blocks: list[np.ndarray] = []
+    step = max(256, 2 * n_causal)
+    for start in range(0, n_snps, step):
+        cols = order[start:start + step]
+        block = np.asarray(genotypes[:, cols], dtype=np.int8)
+        varies = block.min(axis=0) != block.max(axis=0)
+        need = n_causal - len(chosen)
+        take = np.flatnonzero(varies)[:need]
+        chosen.extend(cols[take].tolist())
+        blocks.append(block[:, take])
+        if len(chosen) == n_causal:
+            break
+    if len(chosen) < n_causal:
+        raise InputError(
+            f"--n-causal {n_causal}: only {len(chosen)} SNPs vary in the genotypes; lower --n-causal"
+        )
+    return np.asarray(chosen, dtype=np.int64), np.concatenate(blocks, axis=1)
+
+
+def simulate_phenotype(
+    genotypes: ColumnSource,
+    *,
+    n_causal: int = 100,
+    noise: float = 1.0,
+    n_cases: int | None = None,
+    prevalence: float | None = None,
+    seed: int,
+) -> PhenotypeSimulation:
+    """Simulate a binary trait on real genotypes with the paper's model (METHOD §8).
+
+    y = Σ_D w·f_D(x) + Σ_R w·f_R(x) + Σ_pairs w·x_a·x_b + Σ_triples w·x_a·x_b·x_c + ε,
+    ε ~ N(0, λ·Var(G)) with G the genetic part; a sample is a case where y > τ, with τ chosen so that
+    exactly ``n_cases`` (or ``round(prevalence · N)``) samples are cases.
+
+    Parameters
+    ----------
+    genotypes
+        samples × SNPs, −1/0/1 (only the causal columns are read).
+    n_causal
+        Causal SNPs, split 5:5:4:6 (:func:`causal_counts`); drawn among columns that vary.
+    noise
+        λ, the noise variance as a multiple of Var(G) (paper: 1, 2, 3).
+    n_cases, prevalence
+        Target case count, or case fraction; neither: the paper's fraction 1814/9139.
+    seed
+        Seeds the causal draw, the weights and the noise.
+
+    Returns
+    -------
+    PhenotypeSimulation
+
+    Raises
+    ------
+    InputError
+        Impossible settings (too many causal SNPs, no genetic variance, a case count outside 1..N−1).
+    """
+    n_samples, n_snps = genotypes.shape
+    if n_cases is not None and prevalence is not None:
+        raise InputError("give either --n-cases or --prevalence, not both")
+    if noise < 0:
+        raise InputError(f"--noise {noise}: the noise factor λ must be ≥ 0 (paper: 1, 2 or 3)")
+    if n_causal > n_snps:
+        raise InputError(f"--n-causal {n_causal}: the genotypes have only {n_snps} SNPs; lower --n-causal")
+    if n_cases is None:
+        frac = PAPER_PREVALENCE if prevalence is None else prevalence
+        if not 0 < frac < 1:
+            raise InputError(f"--prevalence {frac}: must lie strictly between 0 and 1")
+        n_cases = int(round(frac * n_samples))
+    if not 1 <= n_cases <= n_samples - 1:
+        raise InputError(f"--n-cases {n_cases}: must lie between 1 and {n_samples - 1} (the data have "
+                         f"{n_samples} samples)")
+
+    rng = np.random.default_rng(seed)
+    counts = causal_counts(n_causal)
+    columns, x = _draw_causal_columns(genotypes, n_causal, rng)
+    x = x.astype(np.float64)
+    n_terms = counts["dominant"] + counts["recessive"] + counts["two_way"] + counts["three_way"]
+    weights = rng.standard_normal(n_terms)
+
+    g = np.zeros(n_samples, dtype=np.float64)
+    rows: list[dict[str, Any]] = []
+    pos = 0
+    term = 0
+    for role, width, effect in (("dominant", 1, f_dominant), ("recessive", 1, f_recessive),
+                                ("two_way", 2, None), ("three_way", 3, None)):
+        n_role_terms = counts[role]
+        for _ in range(n_role_terms):
+            members = list(range(pos, pos + width))
+            w = weights[term]
+            if effect is not None:
+                g += w * effect(x[:, members[0]])
+            else:
+                g += w * np.prod(x[:, members], axis=1)
+            for j in members:
+                rows.append({"column": int(columns[j]), "role": role, "term": term,
+                             "partners": tuple(int(columns[k]) for k in members if k != j), "weight": float(w)})
+            pos += width
+            term += 1
+
+    var_g = float(g.var())
+    if var_g <= 0:
+        raise InputError(
+            "the simulated genetic value does not vary across samples (causal SNPs too rare for their "
+            "terms); use another --seed or more --n-causal"
+        )
+    noise_sd = float(np.sqrt(noise * var_g))
+    liability = g + rng.normal(0.0, noise_sd, size=n_samples) if noise_sd > 0 else g.copy()
+    # Rank-based so the case count is exact even with ties (noise 0); τ halfway between the last case
+    # and the first control.
+    order = np.argsort(-liability, kind="stable")
+    phenotype = np.zeros(n_samples, dtype=np.int8)
+    phenotype[order[:n_cases]] = 1
+    threshold = float((liability[order[n_cases - 1]] + liability[order[n_cases]]) / 2)
+    truth = pd.DataFrame(rows, columns=["column", "role", "term", "partners", "weight"])
+    return PhenotypeSimulation(phenotype=phenotype, liability=liability, genetic_value=g, threshold=threshold,
+                               truth=truth, var_genetic=var_g, noise_sd=noise_sd)
+
+
+# --------------------------------------------------------------------------------------------------
+# Test genotypes (msprime)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class SimulatedGenotypes:
+    """A1 allele counts (samples × SNPs, int8 0/1/2; A1 = minor allele) with PLINK fam/bim tables."""
+
+    a1_counts: np.ndarray
+    fam: pd.DataFrame
+    bim: pd.DataFrame
+
+
+def _thin_to_grid(positions: np.ndarray, eligible: np.ndarray, *, spacing: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """One random eligible site per ``spacing``-bp bin (array-like, evenly spread density)."""
+    idx = np.flatnonzero(eligible)
+    bins = np.floor(positions[idx] / spacing).astype(np.int64)
+    keys = rng.random(len(idx))
+    # Sort by bin, then by random key: the first site of each bin is a uniform draw within the bin.
+    order = np.lexsort((keys, bins))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = bins[order][1:] != bins[order][:-1]
+    return np.sort(idx[order[first]])
+
+
+def simulate_genotypes(
+    *,
+    n_samples: int = 1000,
+    n_chromosomes: int = 3,
+    chrom_length_mb: float = 5.0,
+    snps_per_mb: float = 300.0,
+    min_maf: float = 0.01,
+    seed: int = 1,
+    population_size: float = 1e4,
+    mutation_rate: float = 1.25e-8,
+    recombination_rate: float = 1e-8,
+) -> SimulatedGenotypes:
+    """Diploid genotypes with realistic LD from the coalescent with recombination (msprime).
+
+    Each chromosome is an independent ``sim_ancestry`` (constant Ne, human-like rates) followed by
+    biallelic mutations; sites with MAF ≥ ``min_maf`` are thinned to one per ``1/snps_per_mb`` Mb bin
+    (genotyping-array-like spacing). A1 is the minor allele; positions are 1-based; genetic positions
+    follow the uniform recombination rate (1e−8 per bp = 1 cM/Mb); IDs are rs-style and unique.
+
+    Parameters
+    ----------
+    n_samples, n_chromosomes, chrom_length_mb
+        Individuals, chromosomes (named 1..n) and the length of each.
+    snps_per_mb, min_maf
+        Target density after thinning and the MAF filter applied before it.
+    seed
+        Seeds everything (per-chromosome ancestry and mutation seeds, alleles, thinning, sex).
+    population_size, mutation_rate, recombination_rate
+        Ne, μ per bp per generation, r per bp per generation.
+    """
+    import msprime
+
+    rng = np.random.default_rng(seed)
+    length = chrom_length_mb * 1e6
+    counts: list[np.ndarray] = []
+    bims: list[pd.DataFrame] = []
+    seeds = rng.integers(1, 2**31 - 1, size=(n_chromosomes, 2))
+    for c in range(n_chromosomes):
+        ts = msprime.sim_ancestry(samples=n_samples, ploidy=2, population_size=population_size,
+                                  sequence_length=length, recombination_rate=recombination_rate,
+                                  random_seed=int(seeds[c, 0]))
+        mts = msprime.sim_mutations(ts, rate=mutation_rate, model=msprime.BinaryMutationModel(),
+                                    discrete_genome=True, random_seed=int(seeds[c, 1]))
+        if mts.num_sites == 0:
+            raise InputError(f"chromosome {c + 1}: no segregating sites; lengthen --chrom-length-mb")
+        haplotypes = mts.genotype_matrix().astype(np.int8)  # sites × 2n, derived allele = 1
+        dosage = haplotypes[:, 0::2] + haplotypes[:, 1::2]  # sites × n (nodes 2i, 2i+1 = individual i)
+        del haplotypes
+        freq = dosage.mean(axis=1, dtype=np.float64) / 2
+        maf = np.minimum(freq, 1 - freq)
+        positions = mts.tables.sites.position
+        chosen = _thin_to_grid(positions, maf >= min_maf, spacing=1e6 / snps_per_mb, rng=rng)
+        derived_is_minor = freq[chosen] <= 0.5
+        a1 = np.where(derived_is_minor[:, None], dosage[chosen], 2 - dosage[chosen]).astype(np.int8)
+        counts.append(a1.T)
+        letters = np.array(list("ACGT"))
+        pair = np.array([rng.choice(4, size=2, replace=False) for _ in range(len(chosen))]).reshape(-1, 2)
+        bp = positions[chosen].astype(np.int64) + 1
+        bims.append(pd.DataFrame({
+            "CHR": str(c + 1), "SNP": "", "CM": bp * recombination_rate * 100, "BP": bp,
+            "A1": letters[pair[:, 0]], "A2": letters[pair[:, 1]],
+        }))
+        log.info("chromosome %d: %d sites, %d with MAF >= %g, %d kept", c + 1, mts.num_sites,
+                 int((maf >= min_maf).sum()), min_maf, len(chosen))
+    bim = pd.concat(bims, ignore_index=True)
+    bim["SNP"] = [f"rs{100001 + k}" for k in range(len(bim))]
+    fam = pd.DataFrame({
+        "FID": [f"F{i + 1:05d}" for i in range(n_samples)], "IID": [f"I{i + 1:05d}" for i in range(n_samples)],
+        "PAT": "0", "MAT": "0", "SEX": rng.integers(1, 3, size=n_samples), "PHENO": "-9",
+    })
+    return SimulatedGenotypes(a1_counts=np.ascontiguousarray(np.concatenate(counts, axis=1)), fam=fam, bim=bim)
+
+
+def truth_table(sim: PhenotypeSimulation, variants: pd.DataFrame) -> pd.DataFrame:
+    """The truth TSV table ``SNP CHR BP role partners weight`` (partners: comma-separated SNP IDs, ``.``
+    when none), for a simulation on genotype columns described by ``variants`` (rows = columns)."""
+    ids = variants["SNP"].astype(str).to_numpy()
+    t = sim.truth
+    out = pd.DataFrame({
+        "SNP": ids[t["column"].to_numpy()],
+        "CHR": variants["CHR"].astype(str).to_numpy()[t["column"].to_numpy()],
+        "BP": variants["BP"].to_numpy()[t["column"].to_numpy()],
+        "role": t["role"].to_numpy(),
+        "partners": [",".join(ids[list(p)]) if p else "." for p in t["partners"]],
+        "weight": t["weight"].to_numpy(),
+    })
+    return out

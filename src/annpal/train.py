@@ -1,0 +1,499 @@
+"""Training one network: the paper's recipe in a device-resident loop (METHOD.md §2).
+
+Recipe (paper, "Neural network model"; authors' ``2b_train_model.py`` and ``5_train_null_model.py``):
+binary cross-entropy, ``Adam(lr, weight_decay)``, and every batch
+
+* labels ``y ← clamp(y − ε, 0, 1)``, ``ε ~ N(0, label_noise)`` per sample;
+* inputs ``x ← x − ξ``, ``ξ ~ N(0, input_noise)`` per element (before the network's input dropout).
+
+The training rows are balanced once per seed (:func:`annpal.dataset.balanced_training_index`: every case
+twice, a seeded half of the controls) and that index is reshuffled every epoch. After each epoch the
+whole validation set is scored in eval mode without noise: validation loss and AUC.
+
+Fast by design: no ``DataLoader``; the int8 genotype matrix of the training rows is moved to the device
+once, batches are gathered by an index tensor and turned into float32 with their noise on the device; the
+first (and only large) matrix product may run under bf16 autocast on CUDA; losses are summed on the
+device and read back once per epoch.
+
+Deviations from the authors' scripts (bugs or shortcuts we do not copy):
+
+* their "test loss" is one random batch of 64 validation samples per step, averaged over steps; we score
+  the whole validation set once per epoch;
+* their null models shuffle one label vector in place across seeds, so null model *k*'s labels depend on
+  all previous seeds; ours draw a fresh permutation from ``permute_seed`` alone;
+* they never balance the classes in code (the paper does); we do, with the model seed.
+
+Randomness: three independent streams are spawned from ``seed`` with :class:`numpy.random.SeedSequence`:
+the torch default generator (weight initialisation and the hidden-layer dropouts; it is forked with
+:func:`torch.random.fork_rng` so the caller's global state is left untouched), a dedicated
+:class:`torch.Generator` on the device for label noise, input noise and the input-dropout mask (applied
+by the loop with the same law as the model's ``Dropout``, see ``train_model``), and a numpy
+:class:`~numpy.random.Generator` for the per-epoch shuffles. All three states are saved in checkpoints,
+so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+import torch
+from torch.nn import functional as F
+
+from annpal.dataset import balanced_training_index
+from annpal.errors import InputError
+from annpal.model import FIRST_LINEAR, AnnClassifier, ModelConfig
+from annpal.prepared import PreparedDataset
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "seconds"]
+#: Rows of the validation matrix scored at once (bounds the float32 copy on the device).
+VAL_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe (METHOD.md §2; paper defaults) and how to run it.
+
+    Parameters
+    ----------
+    epochs
+        Number of passes over the balanced training index (paper: 1000).
+    batch_size
+        Samples per optimiser step (paper: 256; the last batch of an epoch may be smaller).
+    lr, weight_decay
+        Adam learning rate and (L2, Adam-style) weight decay (paper: 1e-5, 1e-3).
+    label_noise
+        Standard deviation of ε in ``y ← clamp(y − ε, 0, 1)`` (paper: 0.1).
+    input_noise
+        Standard deviation of ξ in ``x ← x − ξ`` (paper: 0.1).
+    checkpoint_every
+        Write a checkpoint every this many epochs (and after the last one) when a checkpoint folder is
+        given.
+    bf16
+        Run the first linear layer (nearly all the work) under bf16 autocast; CUDA only, ignored with a
+        warning on CPU. The rest of the network and the loss stay in float32.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
+    threads
+        CPU threads for torch (``None``: leave torch's setting). Restored when training ends.
+    """
+
+    epochs: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-5
+    weight_decay: float = 1e-3
+    label_noise: float = 0.1
+    input_noise: float = 0.1
+    checkpoint_every: int = 50
+    bf16: bool = False
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.weight_decay >= 0, "--weight-decay must be 0 or more"),
+            (self.label_noise >= 0, "--label-noise must be 0 or more"),
+            (self.input_noise >= 0, "--input-noise must be 0 or more"),
+            (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
+            (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(f"{message}; fix the training options")
+
+    def recipe(self) -> dict[str, Any]:
+        """The options that change the trained weights (used to refuse resuming a different run)."""
+        return {k: getattr(self, k) for k in ("batch_size", "lr", "weight_decay", "label_noise",
+                                              "input_noise", "bf16")}
+
+
+@dataclass
+class TrainResult:
+    """A trained model and what is known about its training.
+
+    Attributes
+    ----------
+    model
+        The network on the CPU, in eval mode.
+    history
+        One row per epoch: ``epoch train_loss val_loss val_auc seconds`` (epoch counted from 1).
+    meta
+        Reproducible facts stored in ``model.pt`` (see :func:`train_model`).
+    info
+        Run facts that vary between runs (device, threads, timings, resume point) for ``train.json``.
+    """
+
+    model: AnnClassifier
+    history: pd.DataFrame
+    meta: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``auto``/``cpu``/``cuda[:i]`` into a device; ``cuda`` without CUDA is an input error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu "
+                             "or --device auto")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise InputError(f"--device {name}: unknown device; use auto, cpu or cuda")
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney statistic, ties counted one half.
+
+    ``AUC = (R₁ − n₁(n₁+1)/2) / (n₁ n₀)`` with ``R₁`` the sum of the (average, tie-aware) ranks of the
+    positives' scores. NaN when either class is absent.
+    """
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    n1 = int(labels.sum())
+    n0 = labels.size - n1
+    if n1 == 0 or n0 == 0:
+        return math.nan
+    ranks = scipy.stats.rankdata(scores)  # average ranks: a tie between a case and a control counts 1/2
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def permute_training_labels(labels: np.ndarray, *, permute_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A null model's labels: a seeded permutation of the training rows' labels (METHOD.md §2).
+
+    Returns ``(permutation, permuted)`` with ``permuted = labels[permutation]``.
+    """
+    permutation = np.random.default_rng(permute_seed).permutation(len(labels))
+    return permutation, np.asarray(labels)[permutation]
+
+
+def _stream_seeds(seed: int) -> tuple[int, int, np.random.SeedSequence]:
+    """Independent seeds for torch's default generator, the noise generator and the shuffles."""
+    init_ss, noise_ss, shuffle_ss = np.random.SeedSequence(seed).spawn(3)
+    as_int = lambda ss: int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))  # noqa: E731
+    return as_int(init_ss), as_int(noise_ss), shuffle_ss
+
+
+def _forward(model: AnnClassifier, x: torch.Tensor, *, bf16: bool, input_dropped: bool = False
+             ) -> torch.Tensor:
+    """``model(x)`` flattened.
+
+    ``input_dropped``: the caller has already applied the input dropout (training), so the model's own
+    input ``Dropout`` layer is skipped. With ``bf16`` only the first linear layer runs under autocast: it
+    holds all but ``H1·H2 + 2·H2 + H1 + 1`` parameters and nearly all the FLOPs, and keeping the small
+    tail and the sigmoid in float32 avoids bf16 probabilities rounding to exactly 0 or 1.
+    """
+    if not bf16:
+        return (model.layers[FIRST_LINEAR:](x) if input_dropped else model(x)).flatten()
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+        z = model.layers[FIRST_LINEAR if input_dropped else 0: FIRST_LINEAR + 1](x)
+    return model.forward_from_preactivation(z.float()).flatten()
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fingerprint(*, seed: int, null: bool, permute_seed: int | None, model_config: ModelConfig,
+                 train_config: TrainConfig, dataset: PreparedDataset, device: torch.device) -> str:
+    return json.dumps({
+        "seed": seed, "null": null, "permute_seed": permute_seed,
+        "model": asdict(model_config), "recipe": train_config.recipe(),
+        "shape": [dataset.n_samples, dataset.n_snps], "n_train": int(dataset.train_mask.sum()),
+        "device_type": device.type,
+    }, sort_keys=True, default=str)
+
+
+def _save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
+    """Write the checkpoint to a temporary file in the same folder, then rename (atomic)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / CHECKPOINT_NAME
+    tmp = directory / f".{CHECKPOINT_NAME}.tmp-{os.getpid()}"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_checkpoint(directory: Path, fingerprint: str) -> dict[str, Any] | None:
+    path = directory / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated file cannot come from our atomic writer, but say so clearly
+        raise InputError(f"{path}: unreadable checkpoint ({exc}); delete it or use an empty "
+                         "--checkpoint-dir") from exc
+    if state.get("fingerprint") != fingerprint:
+        raise InputError(f"{path}: checkpoint of a different run (seed, recipe, architecture, data or "
+                         "device type differ); use an empty --checkpoint-dir for this run")
+    return state
+
+
+def train_model(
+    dataset: PreparedDataset,
+    *,
+    seed: int,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    null: bool = False,
+    permute_seed: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train one network with the paper's recipe (METHOD.md §2).
+
+    Parameters
+    ----------
+    dataset
+        Prepared dataset; rows with split ``train`` are trained on, ``val`` rows are scored each epoch.
+    seed
+        Model seed: weight initialisation, dropout, noise, the balancing draw and the shuffles.
+    model_config
+        Architecture; default ``ModelConfig(n_snps=dataset.n_snps)`` (the paper's genome-wide setting).
+    train_config
+        Recipe; default :class:`TrainConfig` (paper values).
+    null
+        Train a null model: the same recipe on a seeded permutation of the training rows' labels (applied
+        before balancing; validation labels are left as they are).
+    permute_seed
+        Seed of that permutation; defaults to ``seed`` for null models; must be ``None`` for real models.
+    checkpoint_dir
+        Folder for ``checkpoint.pt`` (model, optimiser, all RNG states, epoch, history), written
+        atomically every ``train_config.checkpoint_every`` epochs and after the last one. When it holds a
+        checkpoint of the same run, training continues from it and ends with the weights an
+        uninterrupted run would have (exactly so on CPU).
+    on_epoch_end
+        Called as ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint); may raise to stop.
+
+    Returns
+    -------
+    TrainResult
+        ``meta`` holds ``kind`` (``"real"``/``"null"``), ``seed``, ``permute_seed``, ``permutation``
+        (null: the permutation of the training rows' labels, in the order of ``train_rows``; real:
+        ``None``), ``train_rows`` and ``val_rows`` (row indices into the prepared dataset), ``case_rows``,
+        ``n_train``, ``n_train_balanced``, ``n_val``, ``n_snps``, ``model_config`` and ``train_config``.
+
+        ``case_rows`` are the rows the attribution step averages over (METHOD.md §3): for a real model
+        every case (label 1) of the dataset, training and validation; for a null model the training
+        rows whose *permuted* label is 1 — as the authors' ``6_get_ig_sm_null_mas.py`` does (it reads the
+        null training matrix with its shuffled labels); validation rows keep their true labels in a null
+        model, so they are not "cases under permuted labels" and are left out.
+
+    Raises
+    ------
+    InputError
+        Inconsistent options, no training rows, a class missing from the training rows, or a checkpoint
+        of another run in ``checkpoint_dir``.
+    """
+    model_config = model_config or ModelConfig(n_snps=dataset.n_snps)
+    train_config = train_config or TrainConfig()
+    if model_config.n_snps != dataset.n_snps:
+        raise InputError(f"model has {model_config.n_snps} inputs but the dataset {dataset.n_snps} SNPs; "
+                         "build the model config from this dataset")
+    if null and permute_seed is None:
+        permute_seed = seed
+    if not null and permute_seed is not None:
+        raise InputError("--permute-seed is only meaningful with --null; drop it or add --null")
+    device = resolve_device(train_config.device)
+    bf16 = train_config.bf16 and device.type == "cuda"
+    if train_config.bf16 and not bf16:
+        log.warning("bf16 autocast is only used on CUDA; training in float32 on %s", device)
+
+    labels = dataset.labels.astype(np.int64)
+    train_rows = np.flatnonzero(dataset.train_mask)
+    val_rows = np.flatnonzero(dataset.val_mask)
+    if train_rows.size == 0:
+        raise InputError(f"{dataset.path or 'dataset'}: no samples with split 'train'; re-run annpal-prepare")
+    train_labels = labels[train_rows]
+    permutation = None
+    if null:
+        permutation, train_labels = permute_training_labels(train_labels, permute_seed=permute_seed)
+    if train_labels.min() == train_labels.max():
+        raise InputError(f"{dataset.path or 'dataset'}: the training rows hold only one class; both cases "
+                         "and controls are needed")
+    if val_rows.size == 0:
+        log.warning("no validation samples: validation loss and AUC will be NaN")
+    balanced = np.asarray(balanced_training_index(train_labels, seed=seed), dtype=np.int64)
+    case_rows = (np.flatnonzero(labels == 1) if not null else train_rows[train_labels == 1])
+
+    meta: dict[str, Any] = {
+        "kind": "null" if null else "real",
+        "seed": int(seed),
+        "permute_seed": None if permute_seed is None else int(permute_seed),
+        "permutation": None if permutation is None else permutation.tolist(),
+        "train_rows": train_rows.tolist(),
+        "val_rows": val_rows.tolist(),
+        "case_rows": case_rows.tolist(),
+        "n_train": int(train_rows.size),
+        "n_train_balanced": int(balanced.size),
+        "n_val": int(val_rows.size),
+        "n_snps": int(dataset.n_snps),
+        "model_config": asdict(model_config),
+        "train_config": asdict(train_config),
+    }
+    fingerprint = _fingerprint(seed=seed, null=null, permute_seed=permute_seed, model_config=model_config,
+                               train_config=train_config, dataset=dataset, device=device)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    init_seed, noise_seed, shuffle_ss = _stream_seeds(seed)
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    started = time.perf_counter()
+    with _torch_threads(train_config.threads), torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(init_seed)
+        model = AnnClassifier(model_config).to(device)
+        # fused: one kernel over all parameters per step instead of several passes per tensor (the
+        # optimiser step reads and writes 84 M parameters × 4 state tensors at paper scale); the same
+        # Adam update up to float rounding.
+        optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr,
+                                     weight_decay=train_config.weight_decay, fused=True)
+        noise_gen = torch.Generator(device=device)
+        noise_gen.manual_seed(noise_seed)
+        shuffle_rng = np.random.default_rng(shuffle_ss)
+        history: list[dict[str, float]] = []
+        start_epoch = 0
+
+        state = _load_checkpoint(ckpt_dir, fingerprint) if ckpt_dir is not None else None
+        if state is not None:
+            start_epoch = int(state["epoch"])
+            if start_epoch > train_config.epochs:
+                raise InputError(f"{ckpt_dir / CHECKPOINT_NAME}: checkpoint is at epoch {start_epoch}, past "
+                                 f"--epochs {train_config.epochs}; raise --epochs or use an empty "
+                                 "--checkpoint-dir")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_cpu_rng"])
+            if device.type == "cuda":
+                torch.cuda.set_rng_state(state["torch_cuda_rng"], device)
+            noise_gen.set_state(state["noise_rng"])
+            shuffle_rng.bit_generator.state = json.loads(state["shuffle_rng"])
+            history = [dict(row) for row in state["history"]]
+            log.info("resuming from %s at epoch %d", ckpt_dir / CHECKPOINT_NAME, start_epoch)
+
+        # The int8 matrices go to the device once; float32 copies exist only one batch at a time.
+        x_train = torch.from_numpy(np.ascontiguousarray(dataset.genotypes[train_rows])).to(device)
+        y_train = torch.from_numpy(train_labels.astype(np.float32)).to(device)
+        x_val = torch.from_numpy(np.ascontiguousarray(dataset.genotypes[val_rows])).to(device)
+        y_val = torch.from_numpy(labels[val_rows].astype(np.float32)).to(device)
+        y_val_np = labels[val_rows]
+        balanced_t = torch.from_numpy(balanced).to(device)
+        batch = train_config.batch_size
+        buf_shape = (min(batch, balanced.size), dataset.n_snps)
+        int_buf = torch.empty(buf_shape, dtype=torch.int8, device=device)
+        x_buf = torch.empty(buf_shape, device=device)
+        noise_buf = torch.empty(buf_shape, device=device) if train_config.input_noise > 0 else None
+        p_in = float(model_config.input_dropout)
+        mask_buf = torch.empty(buf_shape, device=device) if p_in > 0 else None
+        log_every = max(1, train_config.epochs // 20)
+
+        for epoch in range(start_epoch, train_config.epochs):
+            t0 = time.perf_counter()
+            order = balanced_t[torch.from_numpy(shuffle_rng.permutation(balanced.size)).to(device)]
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            n_batches = 0
+            for start in range(0, order.numel(), batch):
+                idx = order[start:start + batch]
+                b = idx.numel()
+                # Authors' order of draws: label noise, then input noise.
+                y = y_train.index_select(0, idx)
+                if train_config.label_noise > 0:
+                    eps = torch.randn(b, generator=noise_gen, device=device)
+                    y = (y - eps.mul_(train_config.label_noise)).clamp_(0.0, 1.0)
+                # Preallocated buffers: fresh multi-MB tensors every step cost page faults on CPU.
+                x_int = torch.index_select(x_train, 0, idx, out=int_buf[:b])
+                x = x_buf[:b]
+                if train_config.input_noise > 0:
+                    xi = noise_buf[:b].normal_(0.0, train_config.input_noise, generator=noise_gen)
+                    torch.sub(x_int, xi, out=x)  # int8 − float32 → float32, one pass
+                else:
+                    x.copy_(x_int)
+                if p_in > 0:
+                    # The model's input Dropout, done here with the same law (zero with probability p,
+                    # survivors scaled by 1/(1−p)) from a uniform draw of our generator: bernoulli_ and
+                    # masked_fill_ are several times slower on CPU and dominated the step at the authors'
+                    # mock scale.
+                    keep = mask_buf[:b].uniform_(generator=noise_gen).ge_(p_in)  # 1.0 kept, 0.0 dropped
+                    x.mul_(keep).mul_(1.0 / (1.0 - p_in))
+                y_hat = _forward(model, x, bf16=bf16, input_dropped=True)
+                loss = F.binary_cross_entropy(y_hat, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                n_batches += 1
+
+            model.eval()
+            with torch.no_grad():
+                probs = torch.cat([_forward(model, x_val[i:i + VAL_CHUNK].to(torch.float32), bf16=bf16)
+                                   for i in range(0, x_val.shape[0], VAL_CHUNK)]) if val_rows.size else None
+            if probs is not None:
+                val_loss = float(F.binary_cross_entropy(probs.float(), y_val).item())
+                val_auc = roc_auc(y_val_np, probs.float().cpu().numpy())
+            else:
+                val_loss = val_auc = math.nan
+            # Like the authors: training loss = mean over the epoch's batches of the batch mean loss.
+            row = {"epoch": epoch + 1, "train_loss": float(loss_sum.item()) / n_batches,
+                   "val_loss": val_loss, "val_auc": val_auc, "seconds": time.perf_counter() - t0}
+            history.append(row)
+            if (epoch + 1) % log_every == 0 or epoch + 1 == train_config.epochs:
+                log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f (%.2f s)", epoch + 1,
+                         train_config.epochs, row["train_loss"], val_loss, val_auc, row["seconds"])
+            done = epoch + 1
+            if ckpt_dir is not None and (done % train_config.checkpoint_every == 0
+                                         or done == train_config.epochs):
+                _save_checkpoint(ckpt_dir, {
+                    "fingerprint": fingerprint,
+                    "epoch": done,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "torch_cpu_rng": torch.get_rng_state(),
+                    "torch_cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "noise_rng": noise_gen.get_state(),
+                    "shuffle_rng": json.dumps(shuffle_rng.bit_generator.state),
+                    "history": history,
+                })
+            if on_epoch_end is not None:
+                on_epoch_end(done, row)
+
+    model = model.cpu().eval()
+    info = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": train_config.threads or torch.get_num_threads(),
+        "bf16": bf16,
+        "resumed_from_epoch": start_epoch,
+        "seconds": time.perf_counter() - started,
+    }
+    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    frame["epoch"] = frame["epoch"].astype(int)
+    return TrainResult(model=model, history=frame, meta=meta, info=info)
+
+
+__all__ = ["TrainConfig", "TrainResult", "permute_training_labels", "resolve_device", "roc_auc", "train_model"]

@@ -1,0 +1,63 @@
+/*
+ * Seed fan-out: one TRAIN task per real or null model, one ATTRIBUTE task per (model, method),
+ * then the MAS of each (method, kind) gathered and sorted by seed, and merged into a K x M matrix.
+ *
+ * Real models use seeds 1..n_models. Null models are numbered separately, 1..n_null_models, and
+ * are trained on labels permuted with seed 100000 + n (a fixed, documented derivation, so that the
+ * permutation never shares a random stream with a model's own seed and a run is reproducible).
+ */
+
+include { TRAIN     } from '../../modules/local/train/main'
+include { ATTRIBUTE } from '../../modules/local/attribute/main'
+include { MERGE_MAS } from '../../modules/local/merge_mas/main'
+
+def NULL_PERMUTE_SEED_OFFSET = 100000
+
+workflow TRAIN_AND_ATTRIBUTE {
+    take:
+    ch_dataset      // value: [ meta, prepared/ ]
+    n_models        // int
+    n_null_models   // int
+    methods         // list of 'ig' | 'sm' | 'pm'
+
+    main:
+    ch_versions = Channel.empty()
+
+    ch_real = n_models > 0
+        ? Channel.of(1..n_models).map { s -> [id: "real_s${s}", kind: 'real', seed: s] }
+        : Channel.empty()
+    ch_null = n_null_models > 0
+        ? Channel.of(1..n_null_models).map { s -> [id: "null_s${s}", kind: 'null', seed: s, permute_seed: NULL_PERMUTE_SEED_OFFSET + s] }
+        : Channel.empty()
+
+    ch_dataset_dir = ch_dataset.map { meta, dir -> dir }
+
+    TRAIN(ch_real.mix(ch_null).combine(ch_dataset_dir))
+    ch_versions = ch_versions.mix(TRAIN.out.versions)
+
+    ch_attr_in = TRAIN.out.model
+        .combine(Channel.fromList(methods))
+        .map { meta, model_dir, method ->
+            [meta + [id: "${method}_${meta.id}".toString(), model: meta.id, method: method], model_dir]
+        }
+        .combine(ch_dataset_dir)
+    ATTRIBUTE(ch_attr_in)
+    ch_versions = ch_versions.mix(ATTRIBUTE.out.versions)
+
+    // groupTuple collects in finishing order; sorting by seed makes the merge input, and therefore
+    // the MAS matrix and the task hash, independent of it.
+    ch_grouped = ATTRIBUTE.out.mas
+        .map { meta, dir ->
+            [[id: "${meta.method}_${meta.kind}".toString(), method: meta.method, kind: meta.kind], [meta.seed, dir]]
+        }
+        .groupTuple()
+        .map { key, items -> [key, items.sort { it[0] }.collect { it[1] }] }
+    MERGE_MAS(ch_grouped)
+    ch_versions = ch_versions.mix(MERGE_MAS.out.versions)
+
+    emit:
+    models   = TRAIN.out.model        // [ meta, <id>/ ]
+    mas      = ATTRIBUTE.out.mas      // [ meta, <method>_<id>/ ]
+    matrices = MERGE_MAS.out.matrix   // [ [id, method, kind], <method>_<kind>/ ]
+    versions = ch_versions
+}

@@ -1,0 +1,205 @@
+"""A small hand-made results layout ``R`` for the annotate and report tests.
+
+Built from the column contracts in docs/dev/interfaces.md, not by the producing steps, so the tests of
+ANNOTATE and REPORT do not depend on training anything. Every value the tests check is set here by hand:
+
+* 300 SNPs, 150 per chromosome (1 and 2), at 10 kb spacing (BP = 10 000 · (k + 1)); IDs ``rs<1000+i>``
+  except the :data:`NON_RS` indices, which have IDs like ``1:40000_A_G``.
+* method ``ig``: PAL at θ 99.99 = {10, 11, 14, 160}; at θ 99.95 additionally {25, 161}. SNP 25 sits
+  110 kb from SNP 14, so it starts its own locus; SNP 3 (``NON_RS``) is not PAL.
+  P-values (pvalues.tsv): see :data:`IG_P`; SNPs 11 and 14 both have P = 0 (bound 1/(100·300)) and 14
+  has the larger AMAS, so 14 leads the first locus.
+* method ``sm``: PAL at θ 99.95 = 60 SNPs (indices 100..159, spanning both chromosomes) → two LDtrait
+  files (50 + 10); θ 99.99 = {100}. No pvalues folder for sm (leads chosen by AMAS).
+* 200 samples with IDs ``IND_00000`` … (underscore: never part of base64, so a test can search the HTML).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_SNPS, PER_CHROM, N_SAMPLES = 300, 150, 200
+NON_RS = (3, 14, 120)
+THRESHOLDS = ("99.99", "99.95")
+IG_PAL = {"99.99": [10, 11, 14, 160], "99.95": [10, 11, 14, 25, 160, 161]}
+SM_PAL = {"99.99": [100], "99.95": list(range(100, 160))}
+P_BOUND = 1.0 / (100 * N_SNPS)
+#: (threshold, index) -> AMAS P-value for method ig.
+IG_P = {("99.99", 10): 0.01, ("99.99", 11): 0.0, ("99.99", 14): 0.0, ("99.99", 160): 0.002,
+        ("99.95", 10): 0.02, ("99.95", 11): 0.0, ("99.95", 14): 0.0, ("99.95", 25): 0.04,
+        ("99.95", 160): 0.003, ("99.95", 161): 0.003}
+GWAS_MISSING = (5, 200)  # SNPs whose regression did not converge (NaN beta/se/p)
+
+
+def variants() -> pd.DataFrame:
+    idx = np.arange(N_SNPS)
+    chrom = np.where(idx < PER_CHROM, "1", "2")
+    bp = (idx % PER_CHROM + 1) * 10_000
+    snp = [f"{c}:{b}_A_G" if i in NON_RS else f"rs{1000 + i}" for i, c, b in zip(idx, chrom, bp, strict=True)]
+    maf = 0.05 + 0.4 * ((idx * 37) % 100) / 100
+    return pd.DataFrame({"index": idx, "CHR": chrom, "BP": bp, "SNP": snp, "A1": "A", "A2": "G",
+                         "MAF": maf, "MISSING": 0.0})
+
+
+def sample_ids() -> list[str]:
+    return [f"IND_{i:05d}" for i in range(N_SAMPLES)]
+
+
+def _scores(pal: dict[str, list[int]], seed: int, k: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    v = variants()
+    mas = rng.uniform(0.5, 1.5, size=(k, N_SNPS)) / N_SNPS
+    hot = sorted({i for ids in pal.values() for i in ids})
+    mas[:, hot] *= 6.0
+    mas /= mas.sum(axis=1, keepdims=True)
+    mean = mas.mean(axis=0)
+    df = v[["index", "CHR", "BP", "SNP"]].copy()
+    df["mas_mean"] = mean
+    for th in THRESHOLDS:
+        members = np.zeros(N_SNPS, bool)
+        members[pal[th]] = True
+        count = np.where(members, k, 0)
+        weight = count / k
+        df[f"count_{th}"] = count
+        df[f"weight_{th}"] = weight
+        # PAL AMAS rises with the SNP index (and stays above every non-PAL value), so P-value ties
+        # break towards the later SNP: known leads for the tests.
+        df[f"amas_{th}"] = np.where(members, 0.05 + 1e-4 * np.arange(N_SNPS), mean)
+        df[f"pal_{th}"] = members
+        df[f"pal_common_{th}"] = members & (np.arange(N_SNPS) % 2 == 0)
+    return df, mas
+
+
+def build_results(root: Path, *, gwas: bool = True, pvalues: bool = True, evaluation: bool = True,
+                  annotate: Path | None = None, poor_null_fit: bool = True) -> Path:
+    """Write the results layout under ``root`` and return it.
+
+    Parameters
+    ----------
+    gwas, pvalues, evaluation
+        Include ``gwas/``, ``pvalues/ig/`` and ``evaluation/`` (and ``simulation/``).
+    annotate
+        Copy this ANNOTATE output folder to ``R/annotate``.
+    poor_null_fit
+        ig's null_fit.json says gamma fits best and carries a warning.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    v = variants()
+    prepared = root / "prepared"
+    prepared.mkdir()
+    v.to_csv(prepared / "variants.tsv", sep="\t", index=False)
+    label = (np.arange(N_SAMPLES) % 5 < 2).astype(int)  # 80 cases, 120 controls
+    split = np.where(np.arange(N_SAMPLES) % 4 == 0, "val", "train")
+    pd.DataFrame({"FID": [f"FAM_{i:05d}" for i in range(N_SAMPLES)], "IID": sample_ids(), "label": label,
+                  "split": split}).to_csv(prepared / "samples.tsv", sep="\t", index=False)
+    (prepared / "qc.json").write_text(json.dumps({
+        "n_samples_read": 210, "n_samples_no_phenotype": 10, "n_snps_read": 320,
+        "removed": {"monomorphic": 15, "maf": 5, "missing_rate": 0}, "n_missing_calls": 42}))
+
+    sims = root / "simulation"
+    if evaluation:
+        sims.mkdir()
+        pd.DataFrame({"SNP": ["rs1010", "rs1160"], "CHR": ["1", "2"], "BP": [110_000, 110_000],
+                      "role": ["dominant", "pair"], "partners": ["", "rs1161"], "weight": [0.8, -1.1]}
+                     ).to_csv(sims / "truth.tsv", sep="\t", index=False)
+
+    for kind, seeds in (("real", (1, 2, 3)), ("null", (101, 102))):
+        for s in seeds:
+            d = root / "train" / f"{kind}_s{s}"
+            d.mkdir(parents=True)
+            epochs = np.arange(1, 21)
+            auc = (0.55 if kind == "null" else 0.65 + 0.01 * s) - 0.1 * np.exp(-epochs / 5)
+            if kind == "real" and s == 3:
+                auc = auc - 0.2  # final AUC < 0.6: the report must warn
+            pd.DataFrame({"epoch": epochs, "train_loss": 0.7 * np.exp(-epochs / 30),
+                          "val_loss": 0.7 - 0.002 * epochs, "val_auc": auc, "seconds": 0.1}
+                         ).to_csv(d / "history.tsv", sep="\t", index=False)
+            (d / "train.json").write_text(json.dumps({"kind": kind, "seed": s, "h1": 3, "h2": 1, "device": "cpu"}))
+
+    for method, pal, seed in (("ig", IG_PAL, 1), ("sm", SM_PAL, 2)):
+        scores, mas = _scores(pal, seed)
+        pdir = root / "pal" / method
+        pdir.mkdir(parents=True)
+        scores.to_csv(pdir / "scores.tsv", sep="\t", index=False)
+        rows = []
+        for th in THRESHOLDS:
+            for i in pal[th]:
+                rows.append({"threshold": th, "SNP": scores["SNP"][i], "CHR": scores["CHR"][i], "BP": scores["BP"][i],
+                             "index": i, "mas_mean": scores["mas_mean"][i], "count": scores[f"count_{th}"][i],
+                             "amas": scores[f"amas_{th}"][i], "pal_common": scores[f"pal_common_{th}"][i]})
+        pd.DataFrame(rows).to_csv(pdir / "pal.tsv", sep="\t", index=False)
+        (pdir / "pal.json").write_text(json.dumps({"method": method, "thresholds": list(THRESHOLDS)}))
+        for kind, k in (("real", 3), ("null", 2)):
+            mdir = root / "mas" / f"{method}_{kind}"
+            mdir.mkdir(parents=True)
+            if kind == "real":
+                matrix = mas
+            else:
+                matrix = np.abs(np.random.default_rng(seed + 10).normal(0, 1.0 / N_SNPS, size=(k, N_SNPS)))
+            np.save(mdir / "mas_matrix.npy", matrix)
+            pd.DataFrame({"row": range(k), "seed": (1, 2, 3)[:k] if kind == "real" else (101, 102),
+                          "kind": kind, "method": method}).to_csv(mdir / "models.tsv", sep="\t", index=False)
+
+    if pvalues:
+        scores = pd.read_csv(root / "pal" / "ig" / "scores.tsv", sep="\t", dtype={"CHR": str})
+        vdir = root / "pvalues" / "ig"
+        vdir.mkdir(parents=True)
+        rows = []
+        for (th, i), p in IG_P.items():
+            rows.append({"threshold": th, "index": i, "SNP": scores["SNP"][i], "CHR": scores["CHR"][i],
+                         "BP": scores["BP"][i], "amas": scores[f"amas_{th}"][i], "p_value": p, "p_bound": P_BOUND,
+                         "p_text": f"< {P_BOUND:.3g}" if p == 0 else f"{p:.3g}"})
+        pd.DataFrame(rows).to_csv(vdir / "pvalues.tsv", sep="\t", index=False)
+        pd.DataFrame({"distribution": ["halfnorm", "gamma"], "params": ["scale=0.0033", "a=1.2"],
+                      "loglik": [10.0, 12.0], "aic": [-18.0, -20.0], "bic": [-17.0, -18.5],
+                      "best": [not poor_null_fit, poor_null_fit]}).to_csv(vdir / "null_fit.tsv", sep="\t", index=False)
+        fit = {"sigma": 1.0 / N_SNPS, "best": "gamma" if poor_null_fit else "halfnorm", "tail_fraction": 0.1,
+               "warning": ("half-normal is not the best supported distribution for the null tail (gamma); "
+                           "P-values are not calibrated") if poor_null_fit else None}
+        (vdir / "null_fit.json").write_text(json.dumps(fit))
+
+    if gwas:
+        gdir = root / "gwas"
+        gdir.mkdir()
+        rng = np.random.default_rng(7)
+        beta = rng.normal(0, 0.1, N_SNPS)
+        se = np.full(N_SNPS, 0.1)
+        z = beta / se
+        from scipy import stats
+
+        p = 2 * stats.norm.sf(np.abs(z))
+        status = np.array(["ok"] * N_SNPS, dtype=object)
+        for i in GWAS_MISSING:
+            beta[i], se[i], z[i], p[i] = np.nan, np.nan, np.nan, np.nan
+            status[i] = "separation"
+        # Written in reverse order: the summary statistics must come out sorted anyway.
+        g = pd.DataFrame({"index": v["index"], "CHR": v["CHR"], "BP": v["BP"], "SNP": v["SNP"], "A1": "A", "A2": "G",
+                          "beta": beta, "se": se, "z": z, "p_value": p, "neg_log10_p": -np.log10(p),
+                          "af": 1 - v["MAF"], "n": N_SAMPLES, "status": status}).iloc[::-1]
+        g.to_csv(gdir / "gwas.tsv", sep="\t", index=False)
+        (gdir / "gwas.json").write_text(json.dumps({"lambda_gc": 1.02, "n_pcs": 3}))
+
+    if evaluation:
+        edir = root / "evaluation"
+        edir.mkdir()
+        pd.DataFrame({"method": ["ig", "ig", "sm", "lr", "lr"], "threshold": ["99.99", "99.95", "99.95", "1e-3", "1.7e-7"],
+                      "n_detected": [4, 6, 60, 30, 0], "n_blocks": [2, 3, 2, 10, 0], "tp": [2, 2, 1, 2, 0],
+                      "fp": [0, 1, 1, 8, 0], "precision": [1.0, 0.667, 0.5, 0.2, np.nan],
+                      "recall": [1.0, 1.0, 0.5, 1.0, 0.0], "n_causal_loci": 2}).to_csv(
+            edir / "evaluation.tsv", sep="\t", index=False)
+
+    pipe = root / "pipeline"
+    pipe.mkdir()
+    (pipe / "params.json").write_text(json.dumps({"n_models": 3, "n_null_models": 2, "methods": "ig,sm",
+                                                  "thresholds": "99.99,99.95", "train": {"epochs": 20, "lr": 1e-5}}))
+    (pipe / "versions.yml").write_text('"TRAIN":\n  annpal: 0.1.0\n  torch: 2.5.0\n"REPORT":\n  matplotlib: 3.9.0\n')
+
+    if annotate is not None:
+        import shutil
+
+        shutil.copytree(annotate, root / "annotate")
+    return root

@@ -1,0 +1,239 @@
+"""The container recipes agree with the tested lock file and the package version.
+
+containers/Dockerfile and containers/apptainer.def are parsed, not built (this machine has no Docker
+engine or Apptainer; building needs the internet and ~10 GB): every ``pip install`` must install the
+lock file (``-r``) or the annpal package itself (``--no-deps``), never a package by name; the file
+installed with ``-r`` is the COPY of requirements.lock; bash and procps are installed; image version
+label, tag and SIF name equal pyproject's version; and the lock pins every dependency pyproject names.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+try:  # Python >= 3.11; the lock and the images are 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parents[1]
+CONTAINERS = REPO / "containers"
+CONF = REPO / "conf"
+
+
+def _version() -> str:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+
+def _lock() -> dict[str, str]:
+    """``{canonical name: version}`` of requirements.lock; every non-comment line must be ``name==version``."""
+    pins: dict[str, str] = {}
+    for raw in (REPO / "requirements.lock").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", line)
+        assert m, f"requirements.lock line is not an exact pin: {raw!r}"
+        pins[canonicalize_name(m.group(1))] = m.group(2)
+    return pins
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of containers/Dockerfile, continuation lines joined."""
+    text = (CONTAINERS / "Dockerfile").read_text()
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            instr, _, args = line.strip().partition(" ")
+            out.append((instr.upper(), args.strip()))
+    return out
+
+
+def _apptainer() -> dict[str, list[str]]:
+    """Header (``Key: value`` lines, under ``header``) and ``%section`` bodies of apptainer.def."""
+    sections: dict[str, list[str]] = {"header": []}
+    current = "header"
+    for raw in (CONTAINERS / "apptainer.def").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("%"):
+            current = line[1:].split()[0]
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return sections
+
+
+def _commands(shell_text: str) -> list[list[str]]:
+    """Shell commands in ``shell_text`` (split at ``&&``, ``;``, ``||`` and new lines), as argv lists."""
+    commands = []
+    for part in re.split(r"&&|\|\||;|\n", shell_text):
+        argv = shlex.split(part, comments=True)
+        if argv:
+            commands.append(argv)
+    return commands
+
+
+def _pip_installs(commands: list[list[str]]) -> list[list[str]]:
+    """Arguments after ``pip install`` (also ``python -m pip install``) of every such command."""
+    out = []
+    for argv in commands:
+        for i in range(len(argv) - 1):
+            if Path(argv[i]).name in ("pip", "pip3") and argv[i + 1] == "install":
+                out.append(argv[i + 2:])
+                break
+            if argv[i] == "-m" and argv[i + 1] == "pip" and i + 2 < len(argv) and argv[i + 2] == "install":
+                out.append(argv[i + 3:])
+                break
+    return out
+
+
+def _check_pip_installs(installs: list[list[str]], *, lock_dest: str, package_dest: str) -> None:
+    """Exactly one ``pip install -r <lock>`` and one ``pip install --no-deps <package>``, nothing else."""
+    harmless = {"--no-cache-dir", "--disable-pip-version-check", "-q", "--quiet", "--no-compile"}
+    kinds = []
+    for args in installs:
+        flags = [a for a in args if a not in harmless]
+        if flags[:1] == ["-r"] or flags[:1] == ["--requirement"]:
+            assert flags == [flags[0], lock_dest], f"pip install -r must install only the lock: {args}"
+            kinds.append("lock")
+        else:
+            assert flags == ["--no-deps", package_dest], (
+                f"pip install other than the lock must be the annpal package with --no-deps: {args}")
+            kinds.append("package")
+    assert kinds == ["lock", "package"], f"expected the lock, then the package; got {kinds}"
+
+
+def _copy_dest(copies: list[tuple[list[str], str]], source: str) -> str:
+    dests = [dest for sources, dest in copies if source in sources]
+    assert len(dests) == 1, f"{source} must be copied into the image exactly once: {dests}"
+    return dests[0]
+
+
+def _dockerfile_copies() -> list[tuple[list[str], str]]:
+    copies = []
+    for instr, args in _dockerfile():
+        if instr in ("COPY", "ADD"):
+            assert instr == "COPY", "ADD can fetch URLs; use COPY"
+            parts = [p for p in shlex.split(args) if not p.startswith("--")]
+            copies.append((parts[:-1], parts[-1]))
+    return copies
+
+
+def test_dockerfile__pip_installs_only_the_lock_and_the_package():
+    copies = _dockerfile_copies()
+    lock_dest = _copy_dest(copies, "requirements.lock")
+    pkg_dir = _copy_dest(copies, "pyproject.toml").rstrip("/")
+    assert _copy_dest(copies, "src").rstrip("/") == f"{pkg_dir}/src"
+    installs = _pip_installs(_commands(_recipe_shell("Dockerfile")))
+    _check_pip_installs(installs, lock_dest=lock_dest, package_dest=pkg_dir)
+
+
+def test_apptainer_def__pip_installs_only_the_lock_and_the_package():
+    sec = _apptainer()
+    files = {}
+    for line in sec["files"]:
+        src, dest = line.split()
+        files[src] = dest
+    pkg_dir = str(Path(files["pyproject.toml"]).parent)
+    assert files["src"] == f"{pkg_dir}/src"
+    installs = _pip_installs(_commands(_recipe_shell("apptainer.def")))
+    _check_pip_installs(installs, lock_dest=files["requirements.lock"], package_dest=pkg_dir)
+
+
+def _recipe_shell(recipe: str) -> str:
+    """All shell code a recipe runs: the Dockerfile's RUN instructions, or apptainer.def's %post."""
+    if recipe == "Dockerfile":
+        return " ; ".join(args for instr, args in _dockerfile() if instr == "RUN")
+    return "\n".join(_apptainer()["post"])
+
+
+@pytest.mark.parametrize("recipe", ["Dockerfile", "apptainer.def"])
+def test_recipe__installs_bash_and_procps_with_apt(recipe):
+    apt = [argv for argv in _commands(_recipe_shell(recipe)) if argv[:2] == ["apt-get", "install"]]
+    assert len(apt) == 1, f"{recipe}: one apt-get install expected, got {apt}"
+    packages = {a for a in apt[0][2:] if not a.startswith("-")}
+    assert {"bash", "procps"} <= packages, f"{recipe}: bash and procps (ps for Nextflow's trace) missing"
+
+
+def test_recipes__same_python_base_image_as_the_lock():
+    froms = [args for instr, args in _dockerfile() if instr == "FROM"]
+    assert len(froms) == 1, "one build stage expected"
+    header = dict(line.split(":", 1) for line in _apptainer()["header"])
+    assert {k.strip().lower(): v.strip() for k, v in header.items()}["bootstrap"] == "docker"
+    apptainer_from = {k.strip().lower(): v.strip() for k, v in header.items()}["from"]
+    assert froms[0] == apptainer_from, "Dockerfile and apptainer.def must start from the same image"
+    m = re.search(r"Python (\d+\.\d+)", (REPO / "requirements.lock").read_text())
+    assert m, "requirements.lock should state the Python it was frozen with"
+    assert froms[0].startswith(f"python:{m.group(1)}-"), f"base {froms[0]} is not Python {m.group(1)}"
+
+
+def test_recipes__version_label_is_the_package_version():
+    version = _version()
+    labels = " ".join(args for instr, args in _dockerfile() if instr == "LABEL")
+    assert f'org.opencontainers.image.version="{version}"' in labels
+    assert f"org.opencontainers.image.version {version}" in _apptainer()["labels"]
+    # the image's self-test checks the installed package's version too
+    assert any(f"== '{version}'" in line for line in _apptainer()["test"])
+
+
+@pytest.mark.parametrize("config", ["docker.config", "podman.config"])
+def test_profile__docker_image_tag_is_the_package_version(config):
+    text = (CONF / config).read_text()
+    m = re.search(r"container_image\s*=\s*'([^']+)'", text)
+    assert m, f"{config}: params.container_image default missing"
+    assert m.group(1).rsplit(":", 1)[1] == _version(), f"{config}: tag {m.group(1)} is not {_version()}"
+    assert re.search(r"^process\.container\s*=\s*params\.container_image", text, re.M)
+
+
+@pytest.mark.parametrize("config", ["singularity.config", "apptainer.config"])
+def test_profile__sif_name_carries_the_package_version(config):
+    text = (CONF / config).read_text()
+    m = re.search(r'sif\s*=\s*"([^"]+)"', text)
+    assert m, f"{config}: params.sif default missing"
+    assert Path(m.group(1)).name == f"annpal-{_version()}.sif"
+    assert re.search(r"^process\.container\s*=\s*params\.sif", text, re.M)
+    # the README's build command writes the file the profile looks for
+    assert f"annpal-{_version()}.sif" in (CONTAINERS / "README.md").read_text()
+
+
+def test_profile__gpu_passes_the_devices_into_each_container_engine():
+    text = (CONF / "gpu.config").read_text()
+    assert "'--nv'" in text and "'--gpus all'" in text
+    assert re.search(r"^params\s*\{[^}]*device\s*=\s*'cuda'", text, re.M | re.S)
+    assert "withLabel:process_gpu'.accelerator = 1" in text
+
+
+def test_lock__pins_every_dependency_of_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = _lock()
+    named = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        named += extra
+    for spec in named:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"pyproject names {req.name} but requirements.lock does not pin it"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock pins {req.name}=={pins[name]}, outside pyproject's {req.specifier}")
+
+
+def test_dockerignore__keeps_every_copied_source_in_the_build_context():
+    """BuildKit reads containers/Dockerfile.dockerignore; it must not filter out what the recipe COPYs
+    (and should leave out .venv/.tools, which are gigabytes)."""
+    patterns = [ln.strip() for ln in (CONTAINERS / "Dockerfile.dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    assert patterns[0] == "*", "exclude everything, then allow what is copied"
+    allowed = {p[1:].split("/")[0] for p in patterns if p.startswith("!")}
+    for sources, _ in _dockerfile_copies():
+        for src in sources:
+            assert src.split("/")[0] in allowed, f"{src} is COPYed but excluded by the .dockerignore"

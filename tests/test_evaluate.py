@@ -1,0 +1,200 @@
+"""Tests for annpal.evaluate and bin/annpal-evaluate (METHOD.md §9), on hand-made blocks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import load_bin
+
+from annpal import evaluate
+from annpal.errors import InputError
+
+# Hand-made layout (window 50 kb, blocks < 100 kb):
+#   chr1 detected 100, 50_000, 149_999 → one block (gaps 49_900, 99_999); nearest causal 200_000 is
+#        50_001 from 149_999 → FP.
+#   chr1 detected 250_000 → gap 100_001 → own block; 50_000 from causal 200_000 (inclusive) → TP.
+#   chr2 detected 100 → own block; causal on chr2 at 1_000_000 → FP.
+#   causal chr3:5_000 has no detection → missed.
+DET_CHR = ["1", "1", "1", "1", "chr2"]
+DET_BP = [50_000, 100, 149_999, 250_000, 100]
+CAUSAL_CHR = ["chr1", "2", "3"]
+CAUSAL_BP = [200_000, 1_000_000, 5_000]
+
+
+def test_detection_blocks__hand_made():
+    ids = evaluate.detection_blocks(np.array(DET_CHR), np.array(DET_BP), block_bp=100_000)
+    assert ids.tolist() == [0, 0, 0, 1, 2]
+
+
+def test_detection_blocks__gap_equal_to_block_size_splits():
+    ids = evaluate.detection_blocks(np.array(["1", "1", "1"]), np.array([0, 100_000, 199_999]), block_bp=100_000)
+    assert ids.tolist() == [0, 1, 1]
+
+
+def test_evaluate_detections__hand_made():
+    ev = evaluate.evaluate_detections(DET_CHR, DET_BP, CAUSAL_CHR, CAUSAL_BP, window_bp=50_000, block_bp=100_000)
+    assert (ev.n_detected, ev.n_blocks, ev.tp, ev.fp) == (5, 3, 1, 2)
+    assert ev.precision == pytest.approx(1 / 3)
+    assert (ev.n_causal_loci, ev.n_causal_hit) == (3, 1)
+    assert ev.recall == pytest.approx(1 / 3)
+
+
+def test_evaluate_detections__wider_window_changes_counts():
+    ev = evaluate.evaluate_detections(DET_CHR, DET_BP, CAUSAL_CHR, CAUSAL_BP, window_bp=60_000, block_bp=100_000)
+    assert (ev.tp, ev.fp, ev.n_causal_hit) == (2, 1, 1)
+
+
+def test_evaluate_detections__one_block_hits_two_loci():
+    ev = evaluate.evaluate_detections(["5", "5"], [1_000, 60_000], ["5", "5", "5"], [0, 70_000, 500_000],
+                                      window_bp=50_000, block_bp=100_000)
+    assert (ev.n_blocks, ev.tp, ev.n_causal_hit, ev.recall) == (1, 1, 2, pytest.approx(2 / 3))
+
+
+def test_evaluate_detections__nothing_detected_gives_nan_precision():
+    ev = evaluate.evaluate_detections([], [], CAUSAL_CHR, CAUSAL_BP)
+    assert (ev.n_blocks, ev.tp, ev.fp, ev.recall) == (0, 0, 0, 0.0)
+    assert math.isnan(ev.precision)
+
+
+def _truth(path):
+    pd.DataFrame({"SNP": ["rs1", "rs2", "rs3", "rs2"], "CHR": CAUSAL_CHR + ["2"], "BP": CAUSAL_BP + [1_000_000],
+                  "role": ["dominant", "pair", "recessive", "pair"], "partners": [".", "rs9", ".", "rs8"],
+                  "weight": [0.5, -1.0, 0.3, 0.2]}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def _gwas(path):
+    # SNPs 0-4 are the hand-made detections; P decreasing down the table; SNP 5 would be detected
+    # but failed (separation); SNP 1 has a P below double precision.
+    pd.DataFrame({"index": range(6), "CHR": DET_CHR + ["3"], "BP": DET_BP + [5_000],
+                  "SNP": [f"s{i}" for i in range(6)], "A1": "A", "A2": "G", "beta": 0.1, "se": 0.1, "z": 1.0,
+                  "p_value": ["1e-2", "0", "1e-5", "1e-7", "1e-4", "NA"],
+                  "neg_log10_p": [2.0, 400.0, 5.0, 7.0, 4.0, np.nan], "af": 0.3, "n": 100,
+                  "status": ["ok"] * 5 + ["separation"]}).to_csv(path, sep="\t", index=False, na_rep="NA")
+    return path
+
+
+def _pal(path):
+    pd.DataFrame({"threshold": ["99.99", "99.99", "99.95", "99.95", "99.95"], "SNP": ["a", "b", "a", "b", "c"],
+                  "CHR": ["1", "3", "1", "3", "2"], "BP": [250_000, 5_000, 250_000, 5_000, 100], "index": [0, 1, 0, 1, 2],
+                  "mas_mean": 0.1, "count": 3, "amas": 0.1, "pal_common": [1, 0, 1, 0, 1]}).to_csv(path, sep="\t",
+                                                                                              index=False)
+    return path
+
+
+def test_read_truth__one_locus_per_causal_snp(tmp_path):
+    truth = evaluate.read_truth(_truth(tmp_path / "truth.tsv"))
+    assert truth["SNP"].tolist() == ["rs1", "rs2", "rs3"]
+    assert truth["CHR"].tolist() == ["1", "2", "3"]
+
+
+def test_read_truth__missing_column_is_input_error(tmp_path):
+    path = tmp_path / "truth.tsv"
+    path.write_text("SNP\tCHR\nrs1\t1\n")
+    with pytest.raises(InputError, match="truth.tsv: truth table lacks column"):
+        evaluate.read_truth(path)
+
+
+def test_evaluate_gwas__thresholds_and_status(tmp_path):
+    truth = evaluate.read_truth(_truth(tmp_path / "truth.tsv"))
+    rows = evaluate.evaluate_gwas(evaluate.read_gwas(_gwas(tmp_path / "gwas.tsv")), truth,
+                                  thresholds=[("1e-3", 1e-3), ("1e-6", 1e-6), ("1e-300", 1e-300)])
+    got = {r["threshold"]: (r["n_detected"], r["n_blocks"], r["tp"], r["n_causal_hit"]) for r in rows}
+    # P ≤ 1e-3: SNPs 1 (chr1:100), 2, 3, 4; without SNP 0 (chr1:50_000) the chr1 gaps are ≥ 100 kb
+    # → four blocks, only chr1:250_000 a TP
+    assert got["1e-3"] == (4, 4, 1, 1)
+    # P ≤ 1e-6: SNP 1 (P ~ 1e-400) and SNP 3 → blocks {chr1:100}, {chr1:250_000}
+    assert got["1e-6"] == (2, 2, 1, 1)
+    assert got["1e-300"] == (1, 1, 0, 0)
+    assert all(r["method"] == "lr" for r in rows)
+
+
+def test_evaluate_pal__every_threshold_gets_a_row(tmp_path):
+    truth = evaluate.read_truth(_truth(tmp_path / "truth.tsv"))
+    rows = evaluate.evaluate_pal(evaluate.read_pal(_pal(tmp_path / "pal.tsv")), truth, method="ig",
+                                 thresholds=["99.99", "99.95", "99.9"], common=True)
+    got = {(r["method"], r["threshold"]): (r["n_detected"], r["n_blocks"], r["tp"], r["n_causal_hit"]) for r in rows}
+    assert got[("ig", "99.99")] == (2, 2, 2, 2)
+    assert got[("ig", "99.95")] == (3, 3, 2, 2)
+    assert got[("ig", "99.9")] == (0, 0, 0, 0)
+    assert got[("ig-common", "99.95")] == (2, 2, 1, 1)
+    assert [r["method"] for r in rows] == ["ig"] * 3 + ["ig-common"] * 3
+
+
+# ----------------------------------------------------------------------------------------------
+# bin/annpal-evaluate
+
+
+def _run(args):
+    return CliRunner().invoke(load_bin("annpal-evaluate"), [str(a) for a in args])
+
+
+def test_main__writes_evaluation(tiny_prepared, tmp_path):
+    out = tmp_path / "e"
+    result = _run(["--truth", _truth(tmp_path / "truth.tsv"), "--dataset", tiny_prepared,
+                   "--pal", _pal(tmp_path / "pal.tsv"), "--pal-label", "ig", "--gwas", _gwas(tmp_path / "gwas.tsv"),
+                   "--p-thresholds", "1e-3,1e-9", "--out-dir", out, "--versions", tmp_path / "v.yml"])
+    assert result.exit_code == 0, result.output
+    text = (out / "evaluation.tsv").read_text().splitlines()
+    assert text[0].split("\t") == ["method", "threshold", "n_detected", "n_blocks", "tp", "fp", "precision",
+                                   "recall", "n_causal_loci"]
+    assert text[1:] == ["ig\t99.99\t2\t2\t2\t0\t1\t0.666667\t3",
+                        "ig\t99.95\t3\t3\t2\t1\t0.666667\t0.666667\t3",
+                        "lr\t1e-3\t4\t4\t1\t3\t0.25\t0.333333\t3",
+                        "lr\t1e-9\t1\t1\t0\t1\t0\t0\t3"]
+    summary = json.loads((out / "evaluation.json").read_text())
+    assert summary["n_causal_loci"] == 3 and summary["window_kb"] == 50
+    assert (tmp_path / "v.yml").read_text().startswith('"EVALUATE":')
+
+
+def test_main__no_blocks_writes_na(tiny_prepared, tmp_path):
+    out = tmp_path / "e"
+    result = _run(["--truth", _truth(tmp_path / "truth.tsv"), "--dataset", tiny_prepared,
+                   "--gwas", _gwas(tmp_path / "gwas.tsv"), "--p-thresholds", "1e-500", "--out-dir", out])
+    assert result.exit_code == 2  # 1e-500 is 0.0 in double precision: rejected
+    result = _run(["--truth", _truth(tmp_path / "truth.tsv"), "--dataset", tiny_prepared,
+                   "--gwas", _gwas(tmp_path / "gwas.tsv"), "--p-thresholds", "1e-450", "--out-dir", out])
+    assert result.exit_code == 2
+    pal = tmp_path / "empty.tsv"
+    pal.write_text("threshold\tSNP\tCHR\tBP\tindex\tmas_mean\tcount\tamas\tpal_common\n")
+    result = _run(["--truth", _truth(tmp_path / "truth.tsv"), "--dataset", tiny_prepared,
+                   "--pal", pal, "--pal-label", "sm", "--out-dir", out])
+    assert result.exit_code == 0, result.output
+    lines = (out / "evaluation.tsv").read_text().splitlines()
+    assert lines[1:] == ["sm\t99.99\t0\t0\t0\t0\tNA\t0\t3", "sm\t99.95\t0\t0\t0\t0\tNA\t0\t3"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--pal-label", "ig"],  # label without table
+    ["--p-thresholds", "0.5,abc"],
+    ["--p-thresholds", "2"],
+    [],  # nothing to evaluate
+])
+def test_main__usage_errors_exit_2(tiny_prepared, tmp_path, args):
+    result = _run(["--truth", _truth(tmp_path / "truth.tsv"), "--dataset", tiny_prepared, "--out-dir",
+                   tmp_path / "e", *args])
+    assert result.exit_code == 2
+
+
+def test_main__bad_truth_is_one_line_error(tiny_prepared, tmp_path):
+    truth = tmp_path / "truth.tsv"
+    truth.write_text("SNP\tCHR\tBP\nrs1\t1\t100\n")
+    result = _run(["--truth", truth, "--dataset", tiny_prepared, "--gwas", _gwas(tmp_path / "gwas.tsv"),
+                   "--out-dir", tmp_path / "e"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("[ERROR]")]
+    assert len(errors) == 1 and "truth.tsv" in errors[0] and "role" in errors[0]
+    assert not (tmp_path / "e").exists()
+
+
+def test_main__bad_gwas_is_one_line_error(tiny_prepared, tmp_path):
+    gwas = tmp_path / "gwas.tsv"
+    gwas.write_text("index\tCHR\n0\t1\n")
+    result = _run(["--truth", _truth(tmp_path / "truth.tsv"), "--dataset", tiny_prepared, "--gwas", gwas,
+                   "--out-dir", tmp_path / "e"])
+    assert result.exit_code == 1 and "[ERROR]" in result.output and "neg_log10_p" in result.output

@@ -1,0 +1,447 @@
+"""Tests for ``annpal.train`` and ``bin/annpal-train`` (METHOD.md §2)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import load_bin
+from torch.nn import functional as F
+
+import annpal.train as train_mod
+from annpal.dataset import balanced_training_index
+from annpal.errors import InputError
+from annpal.model import AnnClassifier, ModelConfig, load_model
+from annpal.prepared import load_prepared
+from annpal.train import TrainConfig, resolve_device, roc_auc, train_model
+
+SMALL = {"h1": 8, "h2": 3, "input_dropout": 0.5}
+
+
+@pytest.fixture(scope="module")
+def ds(tiny_prepared):
+    return load_prepared(tiny_prepared, mmap=False)
+
+
+def small_model(ds, **kw):
+    return ModelConfig(n_snps=ds.n_snps, **{**SMALL, **kw})
+
+
+def quick(epochs=3, **kw):
+    return TrainConfig(**{"epochs": epochs, "batch_size": 64, "lr": 1e-3, "device": "cpu", "threads": 1, **kw})
+
+
+def weights_equal(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------- AUC
+
+
+def test_roc_auc__hand_example():
+    # pairs (case, control): (0.35, 0.1) ✓ (0.35, 0.4) ✗ (0.8, 0.1) ✓ (0.8, 0.4) ✓ → 3/4
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+
+
+def test_roc_auc__ties_count_half():
+    # cases {0.5, 0.9}, controls {0.5, 0.2}: 0.5 vs 0.5 tie (½), the other three pairs won → 3.5/4
+    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.2, 0.9])) == 0.875
+
+
+def test_roc_auc__matches_pairwise_count():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 60)
+    scores = rng.integers(0, 8, 60) / 8.0  # many ties
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
+    assert roc_auc(labels, scores) == pytest.approx(wins / (len(pos) * len(neg)), abs=1e-12)
+
+
+def test_roc_auc__one_class_is_nan():
+    assert math.isnan(roc_auc(np.ones(4), np.arange(4.0)))
+
+
+# ----------------------------------------------------------------------------------- configuration
+
+
+def test_train_config__paper_defaults():
+    c = TrainConfig()
+    assert (c.epochs, c.batch_size, c.lr, c.weight_decay, c.label_noise, c.input_noise, c.bf16) == (
+        1000, 256, 1e-5, 1e-3, 0.1, 0.1, False)
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("label_noise", -0.1),
+                                         ("checkpoint_every", 0), ("threads", 0)])
+def test_train_config__invalid(field, value):
+    with pytest.raises(InputError, match=field.replace("_", "-")):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device__cuda_missing():
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(InputError, match="use --device cpu or --device auto"):
+        resolve_device("cuda")
+
+
+def test_train_model__permute_seed_without_null(ds):
+    with pytest.raises(InputError, match="--null"):
+        train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1), permute_seed=3)
+
+
+def test_train_model__snp_count_mismatch(ds):
+    with pytest.raises(InputError, match="inputs"):
+        train_model(ds, seed=1, model_config=ModelConfig(n_snps=10), train_config=quick(1))
+
+
+# ---------------------------------------------------------------------------------------- recipe
+
+
+def test_train_model__one_full_batch_step_matches_plain_reference(ds, monkeypatch):
+    """No noise, no dropout, one full batch: one plain Adam step of BCE on the balanced rows."""
+    initial = {}
+
+    class Recording(AnnClassifier):
+        def __init__(self, config):
+            super().__init__(config)
+            initial["state"] = copy.deepcopy(self.state_dict())
+
+    monkeypatch.setattr(train_mod, "AnnClassifier", Recording)
+    config = small_model(ds, input_dropout=0.0, hidden_dropout=0.0)
+    result = train_model(ds, seed=4, model_config=config,
+                         train_config=quick(1, batch_size=10_000, lr=1e-2, weight_decay=0.05, label_noise=0.0,
+                                            input_noise=0.0))
+    # plain reference
+    train_rows = np.flatnonzero(ds.train_mask)
+    idx = balanced_training_index(ds.labels[train_rows], seed=4)
+    x = torch.tensor(ds.genotypes[train_rows][idx], dtype=torch.float32)
+    y = torch.tensor(ds.labels[train_rows][idx], dtype=torch.float32)
+    ref = AnnClassifier(config)
+    ref.load_state_dict(initial["state"])
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=0.05)
+    loss = F.binary_cross_entropy(ref(x).flatten(), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(result.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    assert result.history.loc[0, "train_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    # validation: whole set, eval mode
+    val_rows = np.flatnonzero(ds.val_mask)
+    with torch.no_grad():
+        p = ref.eval()(torch.tensor(ds.genotypes[val_rows], dtype=torch.float32)).flatten().double().numpy()
+    yv = ds.labels[val_rows]
+    bce = -np.mean(yv * np.log(p) + (1 - yv) * np.log(1 - p))
+    assert result.history.loc[0, "val_loss"] == pytest.approx(bce, rel=1e-5)
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0
+               for a, b in itertools.product(p[yv == 1], p[yv == 0]))
+    assert result.history.loc[0, "val_auc"] == pytest.approx(wins / ((yv == 1).sum() * (yv == 0).sum()))
+
+
+def recording_first_layer(seen: list):
+    """An AnnClassifier that records (training?, input of the first linear layer, None) per call."""
+
+    class Recording(AnnClassifier):
+        def __init__(self, config):
+            super().__init__(config)
+            self.first_linear.register_forward_pre_hook(
+                lambda module, args: seen.append([self.training, args[0].detach().clone(), None]))
+
+    return Recording
+
+
+def test_train_model__input_dropout_law(ds, monkeypatch):
+    seen = []
+    monkeypatch.setattr(train_mod, "AnnClassifier", recording_first_layer(seen))
+    train_model(ds, seed=2, model_config=small_model(ds, input_dropout=0.75), train_config=quick(1, input_noise=0.0))
+    train_x = torch.cat([x for t, x, _ in seen if t])
+    # survivors scaled by 1/(1 − p) = 4, dropped ones are 0: values in {−4, 0, 4}
+    assert set(train_x.unique().tolist()) <= {-4.0, 0.0, 4.0}
+    eval_x = torch.cat([x for t, x, _ in seen if not t])
+    assert set(eval_x.unique().tolist()) <= {-1.0, 0.0, 1.0}  # no dropout in eval
+    # among non-zero genotypes, a fraction p is dropped (binomial sd ≈ 0.002 here)
+    rows = np.flatnonzero(ds.train_mask)
+    nonzero_genotypes = (ds.genotypes[rows] != 0).mean() * train_x.shape[0] * ds.n_snps
+    assert (train_x != 0).sum().item() / nonzero_genotypes == pytest.approx(0.25, abs=0.02)
+
+
+def test_train_model__noise_in_training_not_in_eval(ds, monkeypatch):
+    seen = []  # (training?, x, target)
+    real_bce = F.binary_cross_entropy
+
+    def recording_bce(y_hat, y, *args, **kwargs):
+        seen[-1][2] = y.detach().clone()
+        return real_bce(y_hat, y, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "AnnClassifier", recording_first_layer(seen))
+    monkeypatch.setattr(train_mod.F, "binary_cross_entropy", recording_bce)
+    result = train_model(ds, seed=2, model_config=small_model(ds, input_dropout=0.0),
+                         train_config=quick(1, batch_size=50))
+    train_x = torch.cat([x for t, x, _ in seen if t])
+    train_y = torch.cat([y for t, _, y in seen if t])
+    eval_x = torch.cat([x for t, x, _ in seen if not t])
+    assert train_x.shape[0] == result.meta["n_train_balanced"]  # one pass over the balanced index
+    assert sum(1 for t, _, _ in seen if t) == math.ceil(result.meta["n_train_balanced"] / 50)
+    # x − ξ, ξ ~ N(0, 0.1) per element, around the integer genotypes
+    resid = (train_x - train_x.round()).flatten()
+    assert abs(resid.mean().item()) < 0.005 and resid.std().item() == pytest.approx(0.1, rel=0.05)
+    # y ← clamp(y − ε, 0, 1): about half the targets move off 0/1, by a half-normal amount
+    moved = ~((train_y == 0) | (train_y == 1))
+    assert 0.4 < moved.float().mean().item() < 0.6
+    dist = torch.minimum(train_y[moved], 1 - train_y[moved])
+    assert dist.pow(2).mean().sqrt().item() == pytest.approx(0.1, rel=0.2)
+    # validation: exact genotypes of the validation rows, exact labels
+    val_rows = np.flatnonzero(ds.val_mask)
+    assert torch.equal(eval_x, torch.tensor(ds.genotypes[val_rows], dtype=torch.float32))
+    eval_y = [y for t, _, y in seen if not t][-1]
+    assert torch.equal(eval_y, torch.tensor(ds.labels[val_rows], dtype=torch.float32))
+
+
+def test_train_model__optimiser_in_checkpoint(ds, tmp_path):
+    train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1, lr=3e-4, weight_decay=2e-3),
+                checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / train_mod.CHECKPOINT_NAME, weights_only=True)
+    group = state["optimizer"]["param_groups"][0]
+    assert (group["lr"], group["weight_decay"], group["betas"]) == (3e-4, 2e-3, (0.9, 0.999))
+    assert {"exp_avg", "exp_avg_sq"} <= set(state["optimizer"]["state"][0])  # Adam
+    assert state["epoch"] == 1
+
+
+def test_train_model__history_columns(ds):
+    result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(3))
+    assert list(result.history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "seconds"]
+    assert result.history["epoch"].tolist() == [1, 2, 3]
+    assert result.history[["train_loss", "val_loss", "val_auc"]].notna().all().all()
+    assert not result.model.training
+
+
+def test_train_model__learns_the_signal(ds):
+    result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(40, batch_size=32))
+    assert result.history["val_auc"].iloc[-5:].mean() > 0.7
+
+
+# ------------------------------------------------------------------------------ seeds and nulls
+
+
+def test_train_model__same_seed_identical_different_seed_not(ds):
+    a = train_model(ds, seed=7, model_config=small_model(ds), train_config=quick(2))
+    b = train_model(ds, seed=7, model_config=small_model(ds), train_config=quick(2))
+    c = train_model(ds, seed=8, model_config=small_model(ds), train_config=quick(2))
+    assert weights_equal(a.model, b.model)
+    pd.testing.assert_frame_equal(a.history.drop(columns="seconds"), b.history.drop(columns="seconds"))
+    assert not weights_equal(a.model, c.model)
+
+
+def test_train_model__leaves_global_torch_state_alone(ds):
+    torch.manual_seed(123)
+    before, threads = torch.get_rng_state(), torch.get_num_threads()
+    train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1, threads=1))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.get_num_threads() == threads
+
+
+def test_train_model__real_case_rows_are_all_cases(ds):
+    result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1))
+    assert result.meta["kind"] == "real" and result.meta["permutation"] is None
+    assert result.meta["case_rows"] == np.flatnonzero(ds.labels == 1).tolist()
+    assert result.meta["n_train"] + result.meta["n_val"] == ds.n_samples
+
+
+def test_train_model__null_permutation_recorded_and_reproducible(ds):
+    run = lambda ps: train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1),  # noqa: E731
+                                 null=True, permute_seed=ps)
+    a, b, c = run(11), run(11), run(12)
+    meta = a.meta
+    train_rows = np.array(meta["train_rows"])
+    perm = np.array(meta["permutation"])
+    assert meta["kind"] == "null" and meta["permute_seed"] == 11
+    assert sorted(perm.tolist()) == list(range(len(train_rows)))
+    assert perm.tolist() == np.random.default_rng(11).permutation(len(train_rows)).tolist()
+    permuted = ds.labels[train_rows][perm]
+    assert permuted.sum() == ds.labels[train_rows].sum()  # a permutation keeps the class counts
+    assert meta["case_rows"] == train_rows[permuted == 1].tolist()
+    assert set(meta["case_rows"]) <= set(train_rows.tolist())  # validation rows keep their real labels
+    assert meta["case_rows"] != np.flatnonzero(ds.labels == 1).tolist()
+    assert b.meta["permutation"] == meta["permutation"] and weights_equal(a.model, b.model)
+    assert c.meta["permutation"] != meta["permutation"]
+
+
+def test_train_model__null_trains_on_permuted_labels(ds, monkeypatch):
+    targets = []
+    real_bce = F.binary_cross_entropy
+    monkeypatch.setattr(train_mod.F, "binary_cross_entropy",
+                        lambda y_hat, y, *a, **k: (targets.append(y.clone()), real_bce(y_hat, y, *a, **k))[1])
+    result = train_model(ds, seed=3, model_config=small_model(ds), null=True,
+                         train_config=quick(1, batch_size=10_000, label_noise=0.0, input_noise=0.0))
+    assert result.meta["permute_seed"] == 3  # defaults to the seed
+    train_rows = np.array(result.meta["train_rows"])
+    permuted = ds.labels[train_rows][np.array(result.meta["permutation"])]
+    expected = np.sort(permuted[balanced_training_index(permuted, seed=3)])
+    assert np.sort(targets[0].numpy()).tolist() == expected.astype(np.float32).tolist()
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+
+
+def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path):
+    config, recipe = small_model(ds), quick(6, checkpoint_every=2)
+    straight = train_model(ds, seed=5, model_config=config, train_config=recipe)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_5(epoch, row):
+        if epoch == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
+                    on_epoch_end=kill_after_5)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 4
+    resumed = train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
+    assert resumed.info["resumed_from_epoch"] == 4
+    assert weights_equal(straight.model, resumed.model)
+    pd.testing.assert_frame_equal(straight.history.drop(columns="seconds"),
+                                  resumed.history.drop(columns="seconds"))
+    assert not list(tmp_path.glob(".checkpoint.pt.tmp-*"))
+
+
+def test_train_model__resume_extends_epochs(ds, tmp_path):
+    config = small_model(ds)
+    straight = train_model(ds, seed=5, model_config=config, train_config=quick(5, checkpoint_every=10))
+    train_model(ds, seed=5, model_config=config, train_config=quick(3, checkpoint_every=10),
+                checkpoint_dir=tmp_path)  # the last epoch is always checkpointed
+    longer = train_model(ds, seed=5, model_config=config, train_config=quick(5, checkpoint_every=10),
+                         checkpoint_dir=tmp_path)
+    assert longer.info["resumed_from_epoch"] == 3
+    assert weights_equal(straight.model, longer.model)
+
+
+def test_train_model__checkpoint_of_another_run_refused(ds, tmp_path):
+    train_model(ds, seed=5, model_config=small_model(ds), train_config=quick(1), checkpoint_dir=tmp_path)
+    with pytest.raises(InputError, match="different run"):
+        train_model(ds, seed=6, model_config=small_model(ds), train_config=quick(1), checkpoint_dir=tmp_path)
+    with pytest.raises(InputError, match="different run"):
+        train_model(ds, seed=5, model_config=small_model(ds), train_config=quick(1, lr=0.5),
+                    checkpoint_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+CLI_SMALL = ["--epochs", "3", "--batch-size", "64", "--lr", "1e-3", "--h1", "8", "--h2", "3",
+             "--input-dropout", "0.5", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def cli():
+    return load_bin("annpal-train")
+
+
+def run(cli, args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_main__writes_model_history_json(cli, tiny_prepared, tmp_path):
+    out = tmp_path / "model"
+    res = run(cli, ["--dataset", tiny_prepared, "--seed", 2, *CLI_SMALL, "--out-dir", out,
+                    "--versions", tmp_path / "versions.yml"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["history.tsv", "model.pt", "train.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "seconds"]
+    assert history["epoch"].tolist() == [1, 2, 3]
+    model, meta = load_model(out / "model.pt")
+    assert model.config.hidden_sizes() == (8, 3) and model.config.input_dropout == 0.5
+    assert meta["kind"] == "real" and meta["seed"] == 2 and meta["permute_seed"] is None
+    assert meta["train_config"]["epochs"] == 3 and meta["n_val"] == 80
+    info = json.loads((out / "train.json").read_text())
+    for key in ("seconds", "device", "threads", "versions", "final", "n_parameters"):
+        assert key in info
+    assert info["device"] == "cpu" and info["threads"] == 1
+    assert info["final"]["val_auc"] == pytest.approx(history["val_auc"].iloc[-1])
+    assert '"TRAIN":' in (tmp_path / "versions.yml").read_text()
+
+
+def test_main__null_model(cli, tiny_prepared, tmp_path):
+    res = run(cli, ["--dataset", tiny_prepared, "--seed", 2, "--null", "--permute-seed", 9, *CLI_SMALL,
+                    "--out-dir", tmp_path / "o"])
+    assert res.exit_code == 0, res.output
+    _, meta = load_model(tmp_path / "o" / "model.pt")
+    assert meta["kind"] == "null" and meta["permute_seed"] == 9 and len(meta["permutation"]) == meta["n_train"]
+    assert json.loads((tmp_path / "o" / "train.json").read_text())["kind"] == "null"
+
+
+def test_main__same_seed_same_weights(cli, tiny_prepared, tmp_path):
+    for name in ("a", "b"):
+        assert run(cli, ["--dataset", tiny_prepared, "--seed", 4, *CLI_SMALL, "--out-dir", tmp_path / name]
+                   ).exit_code == 0
+    a, _ = load_model(tmp_path / "a" / "model.pt")
+    b, _ = load_model(tmp_path / "b" / "model.pt")
+    assert weights_equal(a, b)
+
+
+def test_main__checkpoint_resume(cli, tiny_prepared, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    args = ["--dataset", tiny_prepared, "--seed", 4, *CLI_SMALL, "--checkpoint-dir", ckpt,
+            "--checkpoint-every", 1]
+    assert run(cli, [*args, "--out-dir", tmp_path / "first"]).exit_code == 0
+    args[args.index("--epochs") + 1] = "5"
+    assert run(cli, [*args, "--out-dir", tmp_path / "second"]).exit_code == 0
+    info = json.loads((tmp_path / "second" / "train.json").read_text())
+    assert info["resumed_from_epoch"] == 3
+    assert len(pd.read_csv(tmp_path / "second" / "history.tsv", sep="\t")) == 5
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_main__cuda_unavailable_one_line(cli, tiny_prepared, tmp_path):
+    res = CliRunner().invoke(cli, ["--dataset", str(tiny_prepared), "--seed", "1", "--device", "cuda",
+                                   "--out-dir", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[ERROR]") and "--device cpu" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_main__bad_dataset_one_line(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(cli, ["--dataset", str(tmp_path / "empty"), "--seed", "1", "--device", "cpu",
+                                   "--out-dir", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[ERROR]") and "annpal-prepare" in lines[0]
+
+
+@pytest.mark.parametrize("extra,code", [(["--permute-seed", "3"], 2), (["--device", "tpu"], 2),
+                                        (["--input-dropout", "1.5"], 1), (["--epochs", "0"], 1)])
+def test_main__bad_options(cli, tiny_prepared, tmp_path, extra, code):
+    res = CliRunner().invoke(cli, ["--dataset", str(tiny_prepared), "--seed", "1", "--device", "cpu",
+                                   "--out-dir", str(tmp_path / "o"), *extra])
+    assert res.exit_code == code
+    assert not (tmp_path / "o").exists()
+
+
+def test_main__help_shows_paper_defaults(cli):
+    res = CliRunner().invoke(cli, ["--help"])
+    assert res.exit_code == 0
+    for text in ("--input-dropout", "0.99", "1e-05", "--checkpoint-dir", "--bf16 / --no-bf16"):
+        assert text in res.output
+
+
+@pytest.mark.parametrize("input_dropped", [False, True])
+def test_forward__bf16_first_layer_close_to_float32(input_dropped):
+    # the CUDA bf16 path, exercised on the CPU: autocast covers only the first linear layer
+    torch.manual_seed(0)
+    model = AnnClassifier(ModelConfig(n_snps=500, h1=16, h2=4)).eval()
+    x = torch.randint(-1, 2, (6, 500)).float()
+    out = train_mod._forward(model, x, bf16=True, input_dropped=input_dropped)
+    assert out.dtype == torch.float32 and out.shape == (6,)
+    torch.testing.assert_close(out, model(x).flatten(), atol=2e-2, rtol=0)

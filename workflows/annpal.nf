@@ -1,0 +1,141 @@
+/*
+ * The annpal analysis (DESIGN.md "The DAG"), top to bottom:
+ *
+ *   bfile ─(--simulate)─ SIMULATE_PHENOTYPE ─┐
+ *         └──────────────────────────────────┴─ PREPARE ─ dataset
+ *   dataset × seeds, null seeds ─ TRAIN ─ ATTRIBUTE(method) ─ MERGE_MAS(method, kind)
+ *   MERGE_MAS(real) ─ CALL_PAL ─ PVALUES(+ MERGE_MAS(null)) ─┐
+ *   dataset ─ LOGISTIC_GWAS ─────────────────────────────────┼─ EVALUATE (--simulate)
+ *                                                            └─ ANNOTATE ─ REPORT
+ *
+ * Every step writes one folder named after its part of the results layout (docs/output.md);
+ * everything gathered with collect is sorted first, so task hashes and results never depend on
+ * the order in which tasks finished.
+ */
+
+include { SIMULATE_PHENOTYPE  } from '../modules/local/simulate_phenotype/main'
+include { PREPARE             } from '../modules/local/prepare/main'
+include { LOGISTIC_GWAS       } from '../modules/local/logistic_gwas/main'
+include { EVALUATE            } from '../modules/local/evaluate/main'
+include { ANNOTATE            } from '../modules/local/annotate/main'
+include { REPORT              } from '../modules/local/report/main'
+include { TRAIN_AND_ATTRIBUTE } from '../subworkflows/local/train_and_attribute'
+include { PAL_AND_PVALUES     } from '../subworkflows/local/pal_and_pvalues'
+include { paramsJson; mergeVersions } from '../subworkflows/local/utils_annpal'
+
+// [ meta, dir ] channel -> one list of the dirs, sorted by folder name ([] when empty)
+def sortedDirs(ch) {
+    return ch.map { meta, dir -> dir }.toSortedList { a, b -> a.name <=> b.name }
+}
+
+workflow ANNPAL {
+    take:
+    code_version    // digest of the library code, for pipeline_info
+
+    main:
+    ch_versions = Channel.empty()
+    def bfile   = params.bfile.toString()
+    ch_bfile    = Channel.value([[id: file(bfile).name], file("${bfile}.bed"), file("${bfile}.bim"), file("${bfile}.fam")])
+    ch_covar    = params.covar ? Channel.value(file(params.covar)) : Channel.value([])
+    ch_genes    = params.genes ? Channel.value(file(params.genes)) : Channel.value([])
+
+    //
+    // Phenotype: from --pheno / the .fam, or simulated on the genotypes
+    //
+    ch_simulation = Channel.value([])
+    if( params.simulate ) {
+        SIMULATE_PHENOTYPE(ch_bfile)
+        ch_versions   = ch_versions.mix(SIMULATE_PHENOTYPE.out.versions)
+        ch_pheno      = SIMULATE_PHENOTYPE.out.phenotype.map { meta, tsv -> tsv }
+        ch_simulation = SIMULATE_PHENOTYPE.out.simulation.map { meta, dir -> dir }
+    } else {
+        ch_pheno = params.pheno ? Channel.value(file(params.pheno)) : Channel.value([])
+    }
+
+    PREPARE(ch_bfile, ch_pheno)
+    ch_versions = ch_versions.mix(PREPARE.out.versions)
+    ch_dataset  = PREPARE.out.dataset
+
+    //
+    // Networks: seeds and null seeds -> models -> MAS -> MAS matrices -> PAL -> P-values
+    //
+    TRAIN_AND_ATTRIBUTE(
+        ch_dataset,
+        params.n_models as int,
+        params.n_null_models as int,
+        params.methods.toString().tokenize(',')
+    )
+    ch_versions = ch_versions.mix(TRAIN_AND_ATTRIBUTE.out.versions)
+
+    PAL_AND_PVALUES(TRAIN_AND_ATTRIBUTE.out.matrices, ch_dataset)
+    ch_versions = ch_versions.mix(PAL_AND_PVALUES.out.versions)
+
+    ch_pal_dirs     = sortedDirs(PAL_AND_PVALUES.out.pal)
+    ch_pvalue_dirs  = sortedDirs(PAL_AND_PVALUES.out.pvalues)
+
+    //
+    // Linear comparator, beside the networks
+    //
+    ch_gwas = Channel.value([])
+    if( !params.skip_gwas ) {
+        LOGISTIC_GWAS(ch_dataset, ch_covar)
+        ch_versions = ch_versions.mix(LOGISTIC_GWAS.out.versions)
+        ch_gwas     = LOGISTIC_GWAS.out.gwas.map { meta, dir -> dir }
+    }
+
+    //
+    // Truth-based evaluation of simulated runs
+    //
+    ch_evaluation = Channel.value([])
+    if( params.simulate ) {
+        EVALUATE(
+            SIMULATE_PHENOTYPE.out.simulation.combine(ch_dataset.map { meta, dir -> dir }),
+            ch_pal_dirs,
+            ch_gwas
+        )
+        ch_versions   = ch_versions.mix(EVALUATE.out.versions)
+        ch_evaluation = EVALUATE.out.evaluation.map { meta, dir -> dir }
+    }
+
+    //
+    // Deliverables: loci, LDtrait files, summary statistics; the HTML report
+    //
+    ANNOTATE(ch_dataset, ch_simulation, ch_pal_dirs, ch_pvalue_dirs, ch_gwas, ch_genes)
+    ch_versions = ch_versions.mix(ANNOTATE.out.versions)
+
+    def params_json = paramsJson(params, "${projectDir}/nextflow_schema.json")
+    ch_versions_text = ch_versions
+        .map { yml -> yml.text }
+        .unique()
+        .toSortedList()
+        .map { texts -> mergeVersions(texts, workflow, code_version) }
+
+    REPORT(
+        ch_dataset,
+        ch_simulation,
+        sortedDirs(TRAIN_AND_ATTRIBUTE.out.models),
+        sortedDirs(TRAIN_AND_ATTRIBUTE.out.matrices),
+        ch_pal_dirs,
+        ch_pvalue_dirs,
+        ch_gwas,
+        ch_evaluation,
+        ANNOTATE.out.annotate.map { meta, dir -> dir },
+        params_json,
+        ch_versions_text
+    )
+
+    //
+    // pipeline_info/: every task's versions (REPORT's included) and the parameters of the run
+    //
+    ch_versions.mix(REPORT.out.versions)
+        .map { yml -> yml.text }
+        .unique()
+        .toSortedList()
+        .map { texts -> mergeVersions(texts, workflow, code_version) }
+        .collectFile(storeDir: "${params.outdir}/pipeline_info", name: 'software_versions.yml')
+    Channel.of(params_json)
+        .collectFile(storeDir: "${params.outdir}/pipeline_info", name: 'params.json', newLine: true)
+
+    emit:
+    report = REPORT.out.report
+}
