@@ -170,6 +170,25 @@ def plain_matmul_gflops(*, batch: int, m: int, h1: int, steps: int) -> float:
     return 6.0 * batch * m * h1 * steps / seconds / 1e9
 
 
+RNG_OPS = ("aten::normal_", "aten::uniform_", "aten::bernoulli_")
+
+
+def rng_share(run) -> dict:
+    """Profile one call of ``run``: epoch seconds in random-number kernels against everything else.
+
+    Only the epochs' time counts (set-up excluded); the few random numbers of the weight
+    initialisation are counted as epoch time, a negligible bias against both loops alike.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = run()
+    total = float(np.sum(out["seconds_per_epoch"]))
+    rng = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in RNG_OPS) / 1e6
+    samples = out["samples_per_epoch"] * len(out["seconds_per_epoch"])
+    return {"samples": samples, "total_s": total, "rng_s": rng, "other_s": total - rng}
+
+
 def mock_scale(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     genomes, status = mock_genomes()
@@ -192,7 +211,18 @@ def mock_scale(args: argparse.Namespace) -> dict:
     # 6·B·P per step over the epoch's samples; the epoch time also holds the validation pass
     ours_gflops = 6.0 * o["samples_per_epoch"] * params / o_epoch / 1e9
     matmul_gflops = plain_matmul_gflops(batch=64, m=20_000, h1=20, steps=steps_per_epoch * args.epochs)
+    # Where the time goes (two profiled epochs each): the recipe draws two random numbers per input
+    # element per step (noise, dropout mask), which bounds any CPU speed-up; the rest is what a loop
+    # design can remove.
+    pa = rng_share(lambda: authors_loop(*split, epochs=2))
+    po = rng_share(lambda: ours(*split, epochs=2, threads=args.threads))
+    breakdown = {name: {"rng_ms_per_1000_samples": 1e6 * p["rng_s"] / p["samples"],
+                        "other_ms_per_1000_samples": 1e6 * p["other_s"] / p["samples"]}
+                 for name, p in (("authors", pa), ("ours", po))}
+    breakdown["other_speedup_per_sample"] = (pa["other_s"] / pa["samples"]) / (po["other_s"] / po["samples"])
+    breakdown["rng_speedup_per_sample"] = (pa["rng_s"] / pa["samples"]) / (po["rng_s"] / po["samples"])
     return {
+        "breakdown_profiled": breakdown,
         "scale": "authors' mock: 1000 samples x 20000 SNPs, hidden 20/2, batch 64, lr 1e-4, input dropout 0.5",
         "epochs_timed": args.epochs, "repeats": args.repeats, "threads": args.threads,
         "authors": {"seconds_per_epoch": a_epoch, "samples_per_epoch": a["samples_per_epoch"],
@@ -270,6 +300,11 @@ def main() -> None:
     print(f"{'ours':<10}{o['seconds_per_epoch']:>10.3f}{o['samples_per_epoch']:>15}{o['ms_per_1000_samples']:>17.1f}")
     print(f"speed-up per sample {res['speedup_per_sample']:.1f}x, per epoch {res['speedup_per_epoch']:.1f}x "
           f"({res['threads']} threads, best of {res['repeats']} x {res['epochs_timed']} epochs)")
+    b = res["breakdown_profiled"]
+    print(f"profiled epochs, ms/1000 samples: authors rng {b['authors']['rng_ms_per_1000_samples']:.0f} + other "
+          f"{b['authors']['other_ms_per_1000_samples']:.0f}; ours rng {b['ours']['rng_ms_per_1000_samples']:.0f} + "
+          f"other {b['ours']['other_ms_per_1000_samples']:.0f} (speed-up rng {b['rng_speedup_per_sample']:.1f}x, "
+          f"other {b['other_speedup_per_sample']:.1f}x)")
     g = res["gflops"]
     print(f"GFLOP/s (6·B·P): ours {g['ours_6BP']:.2f}, plain matmul chain {g['plain_matmul']:.2f} "
           f"({100 * g['fraction_of_matmul']:.0f} %)")

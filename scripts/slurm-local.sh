@@ -18,7 +18,9 @@
 # Settings chosen so that no cgroup, systemd or database is needed: ProctrackType=proctrack/linuxproc,
 # TaskPlugin=task/none, no accounting; SelectType=select/cons_tres with CR_Core_Memory so that the
 # `cpus`/`memory` Nextflow asks for are really scheduled against the node's real size (`slurmd -C`).
-# Env: SLURM_LOCAL_TIMEOUT (seconds to wait for the idle node, default 60).
+# Env: SLURM_LOCAL_TIMEOUT (seconds to wait for the idle node, default 60);
+#      SLURM_LOCAL_FAKE_GPUS=N declares N GPUs (GresTypes=gpu, no device files) so that jobs asking for
+#      --gres=gpu:1 (-profile gpu) are scheduled; they get no real GPU.
 set -euo pipefail
 
 die() { echo "slurm-local: $*" >&2; exit 1; }
@@ -88,6 +90,12 @@ cmd_start() {
   # The node's real CPUs/sockets/cores/memory, as slurmd itself detects them (a larger claim would
   # drain the node, a smaller one would leave cores unused).
   node_line=$(slurmd -C | head -n 1 | sed -E "s/^NodeName=[^ ]+//")
+  local gres_line="" gres_node=""
+  if [[ ${SLURM_LOCAL_FAKE_GPUS:-0} -gt 0 ]]; then
+    gres_line="GresTypes=gpu"
+    gres_node="Gres=gpu:$SLURM_LOCAL_FAKE_GPUS"
+    echo "NodeName=$host Name=gpu Count=$SLURM_LOCAL_FAKE_GPUS" >"$dir/etc/gres.conf"
+  fi
   ctld_port=$(free_port 6817)
   slurmd_port=$(free_port $((ctld_port + 1)))
   cat >"$dir/etc/slurm.conf" <<CONF
@@ -126,7 +134,8 @@ InactiveLimit=0
 MinJobAge=300
 KillWait=5
 Waittime=0
-NodeName=$host NodeAddr=127.0.0.1 NodeHostname=$host $node_line State=UNKNOWN
+$gres_line
+NodeName=$host NodeAddr=127.0.0.1 NodeHostname=$host $node_line $gres_node State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
   export SLURM_CONF="$dir/etc/slurm.conf"

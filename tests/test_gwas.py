@@ -327,3 +327,16 @@ def test_main__missing_dataset_exits_2(tmp_path):
     result = CliRunner().invoke(load_bin("annpal-gwas"), ["--dataset", str(tmp_path / "nope"), "--out-dir",
                                                          str(tmp_path / "g")])
     assert result.exit_code == 2
+
+
+def test_gwas_table__columns_and_tiny_p_text():
+    variants = pd.DataFrame({"index": [0, 1], "CHR": ["1", "2"], "BP": [10, 20], "SNP": ["rs1", "rs2"],
+                             "A1": ["A", "C"], "A2": ["G", "T"], "MAF": 0.1, "MISSING": 0.0})
+    res = gwas.GwasResult(beta=np.array([3.0, np.nan]), se=np.array([0.1, np.nan]), z=np.array([30.0, np.nan]),
+                          p_value=np.array([0.0, np.nan]), neg_log10_p=np.array([400.0, np.nan]),
+                          af=np.array([0.2, 0.5]), n=10, status=np.array(["ok", "separation"]),
+                          n_iter=np.array([4, 25]))
+    table = gwas.gwas_table(variants, res)
+    assert list(table.columns) == ["index", "CHR", "BP", "SNP", "A1", "A2", "beta", "se", "z", "p_value",
+                                   "neg_log10_p", "af", "n", "status"]
+    assert table["p_value"].tolist() == ["1e-400", "NA"]

@@ -80,6 +80,7 @@ def test_fit_null__halfnormal_data_no_warning() -> None:
     assert fit.n == 40000 and fit.n_tail == 4000
     qq = fit.qq
     assert len(qq["expected"]) == len(qq["observed"]) == len(qq["level"]) <= 1200
+    assert all(abs(r - 1) < 0.1 for r in qq["quantile_ratio"].values())
     assert np.all(np.diff(qq["observed"]) >= 0) and np.all(np.isfinite(qq["expected"]))
     assert len(fit.histogram["edges"]) == len(fit.histogram["density"]) + 1
     assert fit.to_json()["halfnorm_delta_aic"] == fit.delta_aic
@@ -88,7 +89,7 @@ def test_fit_null__halfnormal_data_no_warning() -> None:
 def test_fit_null__strict_aic_rule_warns_on_a_near_tie() -> None:
     # Same half-normal sample: the generalised Pareto wins by a hair (ΔAIC ≈ 0.1).
     x = stats.halfnorm.rvs(scale=3e-6, size=(4, 10000), random_state=np.random.default_rng(3))
-    fit = fit_null(x, tail_fraction=0.1, aic_tolerance=0.0)
+    fit = fit_null(x, tail_fraction=0.1, aic_tolerance=0.0, aic_per_value=0.0)
     assert fit.best == "genpareto" and 0 < fit.delta_aic < 2
     assert fit.warning is not None and "genpareto" in fit.warning
 
@@ -98,6 +99,7 @@ def test_fit_null__heavy_tail_warns() -> None:
     fit = fit_null(x, tail_fraction=0.1)
     assert fit.best != "halfnorm"
     assert fit.warning is not None and "not the best-supported" in fit.warning and "calibrated" in fit.warning
+    assert fit.qq["quantile_ratio"]["0.999"] > 1.5
 
 
 def test_fit_tail__too_few_values() -> None:

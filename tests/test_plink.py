@@ -159,3 +159,15 @@ def test_write_plink__roundtrip(tmp_path):
         assert bed.iid.tolist() == list("vwxyz") and bed.sid.tolist() == ["rs1", "rs2", "rs3"]
     read = plink.read_bim(tmp_path / "out.bim")
     assert read["BP"].tolist() == [100, 200, 50] and read["A1"].tolist() == ["A", "C", "G"]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_encode_block__both_layouts(order):
+    counts = np.array([[0, 1, 2, -127], [2, -127, 0, 1], [1, 1, 1, 1]], dtype=np.int8)
+    block = np.array(counts, order=order)
+    snp_missing, sample_missing, snp_sum, snp_hom = plink.encode_block(block)
+    np.testing.assert_array_equal(block, [[-1, 0, 1, 0], [1, 0, -1, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(snp_missing, [0, 1, 0, 1])
+    np.testing.assert_array_equal(sample_missing, [1, 1, 0])
+    np.testing.assert_array_equal(snp_sum, [0, 0, 0, 0])
+    np.testing.assert_array_equal(snp_hom, [2, 0, 2, 0])

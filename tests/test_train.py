@@ -401,6 +401,24 @@ def test_main__checkpoint_resume(cli, tiny_prepared, tmp_path):
     assert len(pd.read_csv(tmp_path / "second" / "history.tsv", sep="\t")) == 5
 
 
+def test_main__checkpoint_root_keyed_by_run(cli, tiny_prepared, tmp_path):
+    """--checkpoint-root: a retried task (new out dir) resumes; another seed gets its own folder."""
+    root = tmp_path / "root"
+    base = ["--dataset", tiny_prepared, *CLI_SMALL, "--checkpoint-root", root, "--checkpoint-every", 1]
+    assert run(cli, [*base, "--seed", 4, "--out-dir", tmp_path / "a"]).exit_code == 0
+    assert run(cli, [*base, "--seed", 5, "--out-dir", tmp_path / "b"]).exit_code == 0
+    assert len(list(root.iterdir())) == 2
+    assert run(cli, [*base, "--seed", 4, "--out-dir", tmp_path / "retry"]).exit_code == 0
+    info = json.loads((tmp_path / "retry" / "train.json").read_text())
+    assert info["resumed_from_epoch"] == 3
+    a, _ = load_model(tmp_path / "a" / "model.pt")
+    retry, _ = load_model(tmp_path / "retry" / "model.pt")
+    assert weights_equal(a, retry)
+    res = CliRunner().invoke(cli, [str(x) for x in [*base, "--seed", 4, "--checkpoint-dir", tmp_path / "c",
+                                                    "--out-dir", tmp_path / "c"]])
+    assert res.exit_code == 2
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_main__cuda_unavailable_one_line(cli, tiny_prepared, tmp_path):
     res = CliRunner().invoke(cli, ["--dataset", str(tiny_prepared), "--seed", "1", "--device", "cuda",

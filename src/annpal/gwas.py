@@ -443,17 +443,21 @@ def _fit_null(y: np.ndarray, d: np.ndarray, *, max_iter: int, tol: float) -> np.
     gamma = np.zeros(d.shape[1])
     p0 = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
     gamma[0] = math.log(p0 / (1 - p0))
+    separated = InputError("covariates (PCs and --covar columns) separate cases from controls (the "
+                           "label model without SNP does not converge); drop the offending covariate or use fewer PCs")
     for _ in range(max(max_iter, 50)):
         mu = special.expit(d @ gamma)
         w = mu * (1 - mu)
-        step = np.linalg.solve((d * w[:, None]).T @ d, d.T @ (y - mu))
+        try:
+            step = np.linalg.solve((d * w[:, None]).T @ d, d.T @ (y - mu))
+        except np.linalg.LinAlgError:
+            raise separated from None
         gamma += step
-        if not np.all(np.isfinite(gamma)) or np.abs(gamma).max() > _DIVERGED_BETA:
-            raise InputError("covariates (PCs and --covar columns) separate cases from controls "
-                             "perfectly; drop the offending covariate or use fewer PCs")
+        if not np.all(np.isfinite(gamma)):
+            raise separated
         if np.abs(step).max() < tol:
-            break
-    return gamma
+            return gamma
+    raise separated
 
 
 def _batched_solve(h: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -470,7 +474,28 @@ def _batched_solve(h: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         return out
 
 
-def _fit_block(x: np.ndarray, y: np.ndarray, d: np.ndarray, dd: np.ndarray, gamma0: np.ndarray,
+@dataclass(frozen=True)
+class _NullFit:
+    """Quantities of the null model shared by every SNP's first Newton step."""
+
+    gamma: np.ndarray  # (q,) null-model coefficients
+    w: np.ndarray  # (N,) μ0(1 − μ0)
+    r: np.ndarray  # (N,) y − μ0
+    hdd: np.ndarray  # (q, q) Dᵀ W0 D
+    g_d: np.ndarray  # (q,) Dᵀ r0 (≈ 0 at the null optimum)
+    xrhs: np.ndarray  # (N, q + 2) [W0 D, r0, w0]: one GEMM gives the first step's SNP terms
+
+
+def _null_fit_terms(y: np.ndarray, d: np.ndarray, gamma0: np.ndarray) -> _NullFit:
+    mu0 = special.expit(d @ gamma0)
+    w0 = mu0 * (1.0 - mu0)
+    r0 = y - mu0
+    wd = d * w0[:, None]
+    return _NullFit(gamma=gamma0, w=w0, r=r0, hdd=wd.T @ d, g_d=d.T @ r0,
+                    xrhs=np.column_stack([wd, r0, w0]))
+
+
+def _fit_block(x: np.ndarray, y: np.ndarray, d: np.ndarray, dd: np.ndarray, null: _NullFit,
                *, max_iter: int, tol: float) -> tuple[np.ndarray, ...]:
     """Batched Newton-Raphson for the SNPs (columns) of ``x`` (float64 N × b).
 
@@ -478,6 +503,8 @@ def _fit_block(x: np.ndarray, y: np.ndarray, d: np.ndarray, dd: np.ndarray, gamm
     the block take their Newton step together: the gradient and the p × p Hessian (p = 1 + q) of every
     SNP are built with a handful of matrix products, the systems solved by one batched solve. The
     covariate-covariate Hessian block Σ_i w_ij d_i d_iᵀ is ``wᵀ (d ⊗ d)``, one GEMM for all SNPs.
+    Every SNP starts at the null fit (β = 0, γ = γ0), where fitted values and weights are the same for
+    all SNPs: the first step needs no sigmoid and one small GEMM (about a quarter of the work saved).
     Converged SNPs drop out of the active set. The SE comes from the Hessian at the iterate before
     the last (sub-``tol``) step, as statsmodels' Newton would up to that ``tol``.
     """
@@ -485,7 +512,7 @@ def _fit_block(x: np.ndarray, y: np.ndarray, d: np.ndarray, dd: np.ndarray, gamm
     q = d.shape[1]
     p = q + 1
     beta = np.zeros(b)
-    gam = np.tile(gamma0, (b, 1))
+    gam = np.tile(null.gamma, (b, 1))
     var = np.full(b, np.nan)
     n_iter = np.zeros(b, dtype=np.int64)
     converged = np.zeros(b, dtype=bool)
@@ -498,26 +525,34 @@ def _fit_block(x: np.ndarray, y: np.ndarray, d: np.ndarray, dd: np.ndarray, gamm
         if active.size == 0:
             break
         xa = x if active.size == b else x[:, active]
-        eta = d @ gam[active].T
-        eta += xa * beta[active]
-        # Logistic sigmoid in place; exp overflow gives mu = 0 exactly, which is what we want.
-        with np.errstate(over="ignore"):
-            np.negative(eta, out=eta)
-            np.exp(eta, out=eta)
-        eta += 1.0
-        mu = np.reciprocal(eta, out=eta)
-        r = y[:, None] - mu
-        w = mu * (1.0 - mu)
-        wx = w * xa
         h = np.empty((active.size, p, p))
-        h[:, 0, 0] = np.einsum("nb,nb->b", wx, xa)
-        hxd = wx.T @ d
+        g = np.empty((active.size, p, 2))
+        if it == 1:
+            terms = xa.T @ null.xrhs  # [Σ w0 x d, Σ r0 x, Σ w0 x]
+            hxd = terms[:, :q]
+            h[:, 0, 0] = (xa * xa).T @ null.w
+            h[:, 1:, 1:] = null.hdd
+            g[:, 0, 0] = terms[:, q]
+            g[:, 1:, 0] = null.g_d
+        else:
+            eta = d @ gam[active].T
+            eta += xa * beta[active]
+            # Logistic sigmoid in place; exp overflow gives mu = 0 exactly, which is what we want.
+            with np.errstate(over="ignore"):
+                np.negative(eta, out=eta)
+                np.exp(eta, out=eta)
+            eta += 1.0
+            mu = np.reciprocal(eta, out=eta)
+            r = y[:, None] - mu
+            w = mu * (1.0 - mu)
+            wx = w * xa
+            h[:, 0, 0] = np.einsum("nb,nb->b", wx, xa)
+            hxd = wx.T @ d
+            h[:, 1:, 1:] = (w.T @ dd).reshape(-1, q, q)
+            g[:, 0, 0] = np.einsum("nb,nb->b", r, xa)
+            g[:, 1:, 0] = r.T @ d
         h[:, 0, 1:] = hxd
         h[:, 1:, 0] = hxd
-        h[:, 1:, 1:] = (w.T @ dd).reshape(-1, q, q)
-        g = np.empty((active.size, p, 2))
-        g[:, 0, 0] = np.einsum("nb,nb->b", r, xa)
-        g[:, 1:, 0] = r.T @ d
         g[:, :, 1:] = rhs_e
         sol = _batched_solve(h, g)
         step = sol[:, :, 0]
@@ -598,6 +633,7 @@ def logistic_gwas(
     q = d.shape[1]
     dd = (d[:, :, None] * d[:, None, :]).reshape(n, q * q)
     gamma0 = _fit_null(y, d, max_iter=max_iter, tol=tol)
+    null = _null_fit_terms(y, d, gamma0)
     bs = _block_size(n, block_size)
 
     beta = np.empty(m)
@@ -610,7 +646,7 @@ def logistic_gwas(
         sl = slice(j0, min(j0 + bs, m))
         x = np.asarray(genotypes[:, sl], dtype=np.float64)
         af[sl] = (x.mean(axis=0) + 1.0) / 2.0
-        beta[sl], var[sl], status[sl], n_iter[sl] = _fit_block(x, y, d, dd, gamma0,
+        beta[sl], var[sl], status[sl], n_iter[sl] = _fit_block(x, y, d, dd, null,
                                                                max_iter=max_iter, tol=tol)
 
     starts = range(0, m, bs)

@@ -65,7 +65,6 @@ def banded_abs_r(
     window: int = 20,
     snps: np.ndarray | None = None,
     block_size: int = 4096,
-    tile: int = 64,
     dtype: type = np.float32,
 ) -> np.ndarray:
     """``|Pearson r|`` between every SNP and its ``±window`` neighbours on the same chromosome (§4 step 2).
@@ -82,8 +81,8 @@ def banded_abs_r(
     snps
         Only fill the rows of these SNP indices (the rest are NaN, meaning "not computed"). PAL needs
         the rows of detected SNPs only, a few hundred out of 290 522 at paper scale.
-    block_size, tile
-        SNPs read and standardised at a time; SNPs per small matrix product (full band only).
+    block_size
+        SNPs read and standardised at a time.
     dtype
         Floating type of the computation and of the result (float32 halves memory; float64 for
         bit-for-bit comparisons with ``np.corrcoef`` near the cut-off).
@@ -104,7 +103,7 @@ def banded_abs_r(
     offsets = band_offsets(window)
     w = window
     if snps is None:
-        band = _full_band(g, w=w, block_size=block_size, tile=tile, dtype=dtype)
+        band = _full_band(g, w=w, block_size=block_size, dtype=dtype)
         rows = np.arange(n_snps)
     else:
         rows = np.unique(np.asarray(snps, dtype=np.int64))
@@ -122,31 +121,28 @@ def banded_abs_r(
     return band
 
 
-def _full_band(g: np.ndarray, *, w: int, block_size: int, tile: int, dtype: type) -> np.ndarray:
-    """Every row of the band: forward offsets by small Gram products, backward ones by symmetry."""
+def _full_band(g: np.ndarray, *, w: int, block_size: int, dtype: type) -> np.ndarray:
+    """Every row of the band: forward offsets from row-wise dot products, backward ones by symmetry.
+
+    Each block is transposed to SNP-major order so that the dot product of SNP ``i`` with SNP ``i + d``
+    runs over one contiguous row of samples; a row-wise ``einsum`` per offset streams through memory and
+    beat small Gram-matrix products (which compute ``tile + w`` pairs per SNP instead of ``w``).
+    """
     n_snps = g.shape[1]
     band = np.zeros((n_snps, 2 * w), dtype=dtype)
     fwd = band[:, w:]  # view: offsets +1..+w
-    block_size = max(block_size, tile)
-    u = np.arange(tile)[:, None]
-    d = np.arange(1, w + 1)[None, :]
+    block_size = max(block_size, 1)
     for start in range(0, n_snps, block_size):
         stop = min(start + block_size, n_snps)
-        z = _standardise(np.asarray(g[:, start:min(stop + w, n_snps)]), dtype)
-        width = z.shape[1]
-        for a in range(0, stop - start, tile):
-            b = min(a + tile, stop - start)
-            # Gram of this tile with itself and the next w SNPs: entry [u, u + d] is r(i, i + d).
-            gram = z[:, a:b].T @ z[:, a:min(b + w, width)]
-            uu = u[: b - a]
-            cols = uu + d
-            ok = cols < gram.shape[1]
-            vals = np.zeros((b - a, w), dtype=dtype)
-            vals[ok] = gram[np.broadcast_to(uu, cols.shape)[ok], cols[ok]]
-            fwd[start + a:start + b] = np.abs(vals)
+        zt = np.ascontiguousarray(_standardise(np.asarray(g[:, start:min(stop + w, n_snps)]), dtype).T)
+        width = zt.shape[0]
+        for d in range(1, w + 1):
+            nb = min(stop - start, width - d)
+            if nb > 0:
+                fwd[start:start + nb, d - 1] = np.abs(np.einsum("ij,ij->i", zt[:nb], zt[d:d + nb]))
     # Backward offset -d of SNP i is the forward offset +d of SNP i - d.
-    for dd in range(1, min(w, n_snps - 1) + 1):
-        band[dd:, w - dd] = fwd[:-dd, dd - 1]
+    for d in range(1, min(w, n_snps - 1) + 1):
+        band[d:, w - d] = fwd[:-d, d - 1]
     np.minimum(band, 1.0, out=band)  # rounding can give 1 + eps for identical columns
     return band
 

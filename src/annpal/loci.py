@@ -334,8 +334,11 @@ def read_pvalues(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def pal_snps(results: str | os.PathLike[str], method: str) -> tuple[pd.DataFrame, list[str]]:
+def pal_snps(results: str | os.PathLike[str], method: str, *, scores: pd.DataFrame | None = None
+             ) -> tuple[pd.DataFrame, list[str]]:
     """The PAL SNPs of one method, every threshold, joined with their AMAS P-values.
+
+    ``scores`` is the method's scores.tsv when the caller has read it already.
 
     PAL membership and AMAS come from ``scores.tsv`` (``pal_<θ>``, ``amas_<θ>``; it lists every
     threshold even when one has no PAL SNP), else from ``pal.tsv``. P-values are joined from
@@ -349,8 +352,9 @@ def pal_snps(results: str | os.PathLike[str], method: str) -> tuple[pd.DataFrame
     base = Path(results)
     scores_path = base / "pal" / method / "scores.tsv"
     frames = []
-    if scores_path.is_file():
-        scores = read_scores(scores_path)
+    if scores is not None or scores_path.is_file():
+        if scores is None:
+            scores = read_scores(scores_path)
         thresholds = score_thresholds(scores)
         for th in thresholds:
             col = f"pal_{th}"
@@ -408,15 +412,27 @@ def loci_table(results: str | os.PathLike[str], *, methods: Iterable[str] | None
     parts = []
     for method in (find_methods(results) if methods is None else list(methods)):
         snps, thresholds = pal_snps(results, method)
-        for th in thresholds:
-            loci = call_loci(snps[snps["threshold"] == th], max_gap_bp=max_gap_bp)
-            if loci.empty:
-                continue
-            loci.insert(0, "threshold", th)
-            loci.insert(0, "method", method)
-            loci["genes"] = (map_genes(loci, genes, window_bp=gene_window_bp) if genes is not None
-                             else NO_GENE_FILE)
+        loci = method_loci(snps, thresholds, method=method, max_gap_bp=max_gap_bp, genes=genes,
+                           gene_window_bp=gene_window_bp)
+        if len(loci):
             parts.append(loci)
+    if not parts:
+        return pd.DataFrame(columns=LOCI_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[LOCI_COLUMNS]
+
+
+def method_loci(snps: pd.DataFrame, thresholds: Sequence[str], *, method: str, max_gap_bp: int = 100_000,
+                genes: pd.DataFrame | None = None, gene_window_bp: int = 100_000) -> pd.DataFrame:
+    """Loci of one method at every threshold (rows of ``loci.tsv``), from :func:`pal_snps` output."""
+    parts = []
+    for th in thresholds:
+        loci = call_loci(snps[snps["threshold"] == th], max_gap_bp=max_gap_bp)
+        if loci.empty:
+            continue
+        loci.insert(0, "threshold", th)
+        loci.insert(0, "method", method)
+        loci["genes"] = map_genes(loci, genes, window_bp=gene_window_bp) if genes is not None else NO_GENE_FILE
+        parts.append(loci)
     if not parts:
         return pd.DataFrame(columns=LOCI_COLUMNS)
     return pd.concat(parts, ignore_index=True)[LOCI_COLUMNS]

@@ -134,7 +134,9 @@ def _overview(ctx: _Context) -> Section:
     body = key_value_table(rows, headers=("input", "count"))
     qc = _read_json(prepared / "qc.json", ctx)
     if qc:
-        body += "<h3>Quality control (qc.json)</h3>" + key_value_table(_flatten(qc), headers=("item", "value"))
+        # Provenance keys are shown in their own section (versions) or are not results (command line).
+        shown = {k: v for k, v in qc.items() if k not in ("versions", "command")}
+        body += "<h3>Quality control (qc.json)</h3>" + key_value_table(_flatten(shown), headers=("item", "value"))
     elif qc is None:
         ctx.notes.append("prepared/qc.json absent: QC removals not shown")
     truth = ctx.results / "simulation" / "truth.tsv"
