@@ -19,8 +19,8 @@
 # TaskPlugin=task/none, no accounting; SelectType=select/cons_tres with CR_Core_Memory so that the
 # `cpus`/`memory` Nextflow asks for are really scheduled against the node's real size (`slurmd -C`).
 # Env: SLURM_LOCAL_TIMEOUT (seconds to wait for the idle node, default 60);
-#      SLURM_LOCAL_FAKE_GPUS=N declares N GPUs (GresTypes=gpu, no device files) so that jobs asking for
-#      --gres=gpu:1 (-profile gpu) are scheduled; they get no real GPU.
+#      SLURM_LOCAL_FAKE_GPU=1 declares one GPU backed by /dev/null (GresTypes=gpu) so that jobs asking
+#      for --gres=gpu:1 (-profile gpu) are scheduled and see CUDA_VISIBLE_DEVICES; no real GPU.
 set -euo pipefail
 
 die() { echo "slurm-local: $*" >&2; exit 1; }
@@ -91,10 +91,11 @@ cmd_start() {
   # drain the node, a smaller one would leave cores unused).
   node_line=$(slurmd -C | head -n 1 | sed -E "s/^NodeName=[^ ]+//")
   local gres_line="" gres_node=""
-  if [[ ${SLURM_LOCAL_FAKE_GPUS:-0} -gt 0 ]]; then
+  if [[ ${SLURM_LOCAL_FAKE_GPU:-0} == 1 ]]; then
+    # slurmd counts GPUs by their device files; without one it reports 0 and the node is INVAL.
     gres_line="GresTypes=gpu"
-    gres_node="Gres=gpu:$SLURM_LOCAL_FAKE_GPUS"
-    echo "NodeName=$host Name=gpu Count=$SLURM_LOCAL_FAKE_GPUS" >"$dir/etc/gres.conf"
+    gres_node="Gres=gpu:1"
+    echo "NodeName=$host Name=gpu File=/dev/null" >"$dir/etc/gres.conf"
   fi
   ctld_port=$(free_port 6817)
   slurmd_port=$(free_port $((ctld_port + 1)))

@@ -44,14 +44,16 @@ workflow TRAIN_AND_ATTRIBUTE {
     ATTRIBUTE(ch_attr_in)
     ch_versions = ch_versions.mix(ATTRIBUTE.out.versions)
 
-    // groupTuple collects in finishing order; sorting by seed makes the merge input, and therefore
-    // the MAS matrix and the task hash, independent of it.
+    // groupKey with the group's size lets each (method, kind) merge start as soon as its own models
+    // are attributed. groupTuple collects in finishing order; sorting by seed makes the merge input,
+    // and therefore the MAS matrix and the task hash, independent of it.
     ch_grouped = ATTRIBUTE.out.mas
         .map { meta, dir ->
-            [[id: "${meta.method}_${meta.kind}".toString(), method: meta.method, kind: meta.kind], [meta.seed, dir]]
+            def key = [id: "${meta.method}_${meta.kind}".toString(), method: meta.method, kind: meta.kind]
+            [groupKey(key, meta.kind == 'real' ? n_models : n_null_models), [meta.seed, dir]]
         }
         .groupTuple()
-        .map { key, items -> [key, items.sort { it[0] }.collect { it[1] }] }
+        .map { key, items -> [key.getGroupTarget(), items.sort { it[0] }.collect { it[1] }] }
     MERGE_MAS(ch_grouped)
     ch_versions = ch_versions.mix(MERGE_MAS.out.versions)
 

@@ -39,6 +39,6 @@ process ANNOTATE {
     """
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
     mkdir -p annotate/ldtrait
-    touch annotate/loci.tsv annotate/fuma_leads.tsv annotate/sumstats.tsv annotate/sumstats.tsv.yaml versions.yml
+    touch annotate/loci.tsv annotate/sumstats.tsv annotate/sumstats.tsv-meta.yaml annotate/annotate.json versions.yml
     """
 }

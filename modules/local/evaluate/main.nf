@@ -17,8 +17,10 @@ process EVALUATE {
 
     script:
     def args     = task.ext.args ?: ''
-    // each pal/ folder is named after its method (CALL_PAL writes <method>/)
-    def pal_args = (pal_dirs instanceof List ? pal_dirs : [pal_dirs]).collect { "--pal ${it}/pal.tsv --pal-label ${it.name}" }.join(' ')
+    // each pal folder is named after its method (CALL_PAL writes <method>/); staged as in/pal/<method>
+    def pal_args = (pal_dirs instanceof List ? pal_dirs : [pal_dirs])
+        .collect { dir -> "--pal ${dir}/pal.tsv --pal-label ${dir.toString().tokenize('/')[-1]}" }
+        .join(' ')
     def gwas_arg = gwas ? "--gwas ${gwas}/gwas.tsv" : ''
     """
     export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus} OPENBLAS_NUM_THREADS=${task.cpus}
@@ -39,6 +41,6 @@ process EVALUATE {
     """
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
     mkdir -p evaluation
-    touch evaluation/evaluation.tsv versions.yml
+    touch evaluation/evaluation.tsv evaluation/evaluation.json versions.yml
     """
 }

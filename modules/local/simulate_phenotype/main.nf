@@ -33,6 +33,6 @@ process SIMULATE_PHENOTYPE {
     """
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
     mkdir -p simulation
-    touch simulation/phenotype.tsv simulation/truth.tsv versions.yml
+    touch simulation/phenotype.tsv simulation/truth.tsv simulation/simulate.json versions.yml
     """
 }
