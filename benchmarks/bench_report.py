@@ -42,7 +42,7 @@ def make_layout(root: Path, *, n_snps: int, k: int, seed: int = 1) -> Path:
     bp = np.zeros(n_snps, dtype=np.int64)
     for c in np.unique(chrom):
         idx = np.flatnonzero(chrom == c)
-        bp[idx] = np.sort(rng.choice(np.arange(1, 250_000_000), size=idx.size, replace=False))
+        bp[idx] = np.sort(rng.choice(250_000_000, size=idx.size, replace=False)) + 1
     snp = np.array([f"rs{i + 1}" if i % 10 else f"{c}:{b}_A_G" for i, (c, b) in enumerate(zip(chrom, bp, strict=True))])
     (root / "prepared").mkdir(parents=True)
     v = pd.DataFrame({"index": np.arange(n_snps), "CHR": chrom, "BP": bp, "SNP": snp, "A1": "A", "A2": "G",

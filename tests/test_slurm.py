@@ -28,7 +28,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 
 # Quick settings on top of -profile test: Slurm adds seconds per job (scheduling, polling), so fewer
 # and shorter tasks; the DAG (every process) is the same as in -profile test.
-QUICK = ["--n_models", "2", "--n_null_models", "2", "--epochs", "5", "--methods", "ig,sm",
+QUICK = ["--n_models", "2", "--n_null_models", "2", "--epochs", "5", "--methods", "ig",
          "--ig_steps", "4", "--null_draws", "5"]
 
 # Nextflow polls Slurm every 15 s by default in conf/slurm.config (right for a real cluster); a one-node
@@ -83,7 +83,9 @@ def slurm_cluster(tmp_path_factory):
             pytest.skip(f"Slurm not installable here: {_tail(inst.stderr, 3) or 'slurm-wlm/munge missing'}")
     # A short path: munged's socket path must fit in a sockaddr_un (108 bytes).
     state = Path(tmp_path_factory.mktemp("slurm"))
-    start = subprocess.run([str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=180)
+    # one fake GPU (backed by /dev/null) so that -profile gpu's `--gres=gpu:1` jobs can be scheduled
+    start = subprocess.run([str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=180,
+                           env=dict(os.environ, SLURM_LOCAL_FAKE_GPU="1"))
     pids = _read_pids(state)
     try:
         if start.returncode != 0:
@@ -124,6 +126,54 @@ def test_slurm_local__node_is_idle_and_runs_sbatch(slurm_cluster, tmp_path):
     assert sub.returncode == 0, sub.stderr
     assert out.read_text().startswith("job-ran-on ")
     assert _slurm_jobs(env)[sub.stdout.strip().split(";")[0]]["JobState"] == "COMPLETED"
+
+
+GPU_WORKFLOW = """
+process ON_GPU {
+    label 'process_gpu'
+    cpus 1
+    memory '100 MB'
+    output: stdout
+    script: 'echo "gpus=${CUDA_VISIBLE_DEVICES:-none}"'
+}
+process ON_CPU {
+    label 'process_single'
+    cpus 1
+    memory '100 MB'
+    output: stdout
+    script: 'echo "gpus=${CUDA_VISIBLE_DEVICES:-none}"'
+}
+workflow { ON_GPU(); ON_CPU() }
+"""
+
+
+def test_slurm_gpu_profiles__process_gpu_tasks_get_one_gres_gpu(slurm_cluster, tmp_path):
+    """`-profile slurm,gpu` with the project's own conf files: a process_gpu task is submitted with
+    --gres=gpu:1 (Slurm then exports CUDA_VISIBLE_DEVICES), a CPU task asks for no GPU."""
+    nxf = nextflow_bin()
+    if nxf is None:
+        pytest.skip("Nextflow not installed (make setup)")
+    (tmp_path / "main.nf").write_text(GPU_WORKFLOW)
+    (tmp_path / "nextflow.config").write_text(
+        "params.device = 'auto'\n"
+        "profiles {\n"
+        f"    slurm {{ includeConfig '{REPO}/conf/slurm.config' }}\n"
+        f"    gpu   {{ includeConfig '{REPO}/conf/gpu.config' }}\n"
+        "}\n"
+        "trace { enabled = true; file = 'trace.txt'; fields = 'name,native_id,status' }\n"
+        + FAST_POLLING)
+    env = nextflow_env(tmp_path)
+    env["SLURM_CONF"] = slurm_cluster["env"]["SLURM_CONF"]
+    run = subprocess.run([nxf, "run", "main.nf", "-profile", "slurm,gpu"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, _tail(run.stdout, 30)
+    with (tmp_path / "trace.txt").open() as fh:
+        native = {row["name"]: row["native_id"] for row in csv.DictReader(fh, delimiter="\t")}
+    jobs = _slurm_jobs(env)
+    assert jobs[native["ON_GPU"]].get("TresPerNode") == "gres:gpu:1"
+    assert "gpu" not in jobs[native["ON_CPU"]].get("TresPerNode", "")
+    outputs = {p.parent.name: p.read_text() for p in tmp_path.glob("work/*/*/.command.out")}
+    assert sorted(outputs.values()) == ["gpus=0\n", "gpus=none\n"], outputs
 
 
 @pytest.mark.pipeline

@@ -75,7 +75,8 @@ def validateParameters(params, schemaPath) {
         }
     }
     known.each { name, entry ->
-        def msg = checkValue(name, params[name], entry.spec, entry.required)
+        def value = params.containsKey(name) ? params[name] : null
+        def msg = checkValue(name, value, entry.spec, entry.required)
         if( msg ) errors << msg
     }
     return errors
@@ -174,7 +175,7 @@ def paramsSummary(params, schemaPath, workflowMeta, codeVersion) {
     lines << "  launch dir  : ${workflowMeta.launchDir}"
     lines << "  work dir    : ${workflowMeta.workDir}"
     known.each { name, entry ->
-        def value = params[name]
+        def value = params.containsKey(name) ? params[name] : null
         def dflt = entry.spec.default
         if( name != 'help' && value != null && value.toString() != (dflt == null ? null : dflt.toString()) )
             lines << "  ${name.padRight(12)}: ${value}"
@@ -188,7 +189,7 @@ def paramsSummary(params, schemaPath, workflowMeta, codeVersion) {
 def paramsJson(params, schemaPath) {
     def known = schemaParameters(schemaPath)
     def out = new TreeMap()
-    known.keySet().each { name -> out[name] = params[name] }
+    known.keySet().each { name -> out[name] = params.containsKey(name) ? params[name] : null }
     return JsonOutput.prettyPrint(JsonOutput.toJson(out))
 }
 

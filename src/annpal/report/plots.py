@@ -132,7 +132,8 @@ def plot_mas_manhattan(scores: pd.DataFrame, *, method: str, thresholds: Sequenc
     _genome_axis(ax, labels, centres)
     ax.set_ylabel("mean MAS (real models)")
     ax.set_title(f"{method.upper()}: mean attribution score")
-    ax.legend(fontsize=8, loc="upper right", frameon=False)
+    # Outside the axes: the top right corner is where the strongest signals of the last chromosome sit.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     return save_figure(fig, out_prefix, name=f"manhattan_mas_{method}", title=f"{method.upper()} Manhattan (mean MAS)",
                        caption="Mean MAS per SNP along the genome. Dashed lines: percentile thresholds T; open "
                                "circles: PAL at each θ; diamonds: PAL-common (detected by every model).")
@@ -167,7 +168,7 @@ def plot_lr_manhattan(gwas: pd.DataFrame, *, lambda_value: float | None,
     ax.set_ylabel("−log10 P (LR)")
     lam = f", λGC = {lambda_value:.3f}" if lambda_value is not None and np.isfinite(lambda_value) else ""
     ax.set_title(f"Logistic regression comparator{lam}")
-    ax.legend(fontsize=8, loc="upper right", frameon=False)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     return save_figure(fig, out_prefix, name="manhattan_lr", title="LR comparator Manhattan",
                        caption="Wald P-values of the per-SNP logistic regression (genotype + PCs); dashed line: "
                                "Bonferroni threshold.")
