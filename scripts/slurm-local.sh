@@ -68,10 +68,14 @@ cmd_start() {
   [[ -s "$dir/pids" ]] && die "$dir/pids exists: a cluster from this folder may still run; '$0 stop $dir' first"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  # munged refuses group/other-writable folders on the path of its key and socket.
-  chmod 700 "$dir"
+  # munged refuses group/other-writable folders on the path of its key and socket; other users (a
+  # non-root `nextflow run`) need to traverse to the socket and read slurm.conf, nothing more.
+  chmod 711 "$dir"
   mkdir -p "$dir"/{etc,munge,state,spool,log,run}
-  chmod 700 "$dir"/{etc,munge,state,spool,log,run}
+  chmod 700 "$dir"/{state,log,run}
+  chmod 755 "$dir/spool"   # slurmd puts job scripts here; the job's user must read them
+  chmod 711 "$dir/munge"
+  chmod 755 "$dir/etc"
   : >"$dir/pids"
   trap 'log "start failed; stopping what was started"; cmd_stop || true' ERR
 

@@ -403,3 +403,10 @@ def test_permutation_importance_reference__feature_subset():
     full = permutation_importance_reference(model, g, r)
     np.testing.assert_array_equal(permutation_importance_reference(model, g, r, features=[3, 17, 39]),
                                   full[:, [3, 17, 39]])
+
+
+def test_ig_internal_batch_size__row_cap():
+    assert ig_internal_batch_size(n_snps=1000, batch_samples=64, n_steps=100, memory_bytes=10**12,
+                                  max_rows=1000) == 1000
+    assert ig_internal_batch_size(n_snps=1000, batch_samples=64, n_steps=100, memory_bytes=10**12,
+                                  max_rows=10) == 64  # still one step for every sample

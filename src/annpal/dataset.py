@@ -152,6 +152,14 @@ def load_phenotype(
     InputError
         Unknown column, duplicated IDs, no overlap with the fam, or non-binary values.
     """
+    # A repeated (FID, IID) in the .fam would silently give two samples the same phenotype row
+    # (PLINK itself refuses such a file set).
+    fam_dup = (fam["FID"] + "\t" + fam["IID"]).duplicated()
+    if fam_dup.any():
+        raise InputError(
+            f"{fam_path}: {int(fam_dup.sum())} duplicated (FID, IID) pairs; give every sample a unique ID "
+            f"(e.g. plink --bfile PREFIX --remove dups.txt --make-bed)"
+        )
     if pheno_path is None:
         labels, coding, zeros = parse_binary_phenotype(fam["PHENO"], source=f"{fam_path} (column 6)")
         info = {"source": "fam", "column": "PHENO", "coding": coding, "n_zero_read_as_missing": zeros}

@@ -6,7 +6,7 @@
 - :mod:`~annpal.attribution.mas`: per-sample L1 normalisation and averaging into the MAS, streamed.
 """
 
-from annpal.attribution.ig import ig_internal_batch_size, integrated_gradients
+from annpal.attribution.ig import CPU_MAX_IG_ROWS, ig_internal_batch_size, integrated_gradients
 from annpal.attribution.mas import (
     METHODS,
     MasAccumulator,
@@ -24,6 +24,7 @@ from annpal.attribution.permutation import (
 from annpal.attribution.saliency import saliency
 
 __all__ = [
+    "CPU_MAX_IG_ROWS",
     "METHODS",
     "MasAccumulator",
     "MasResult",

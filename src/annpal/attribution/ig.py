@@ -61,14 +61,24 @@ def genotype_tensor(genotypes: np.ndarray | torch.Tensor, *, device: torch.devic
     return torch.as_tensor(np.ascontiguousarray(arr), dtype=dtype, device=device)
 
 
-def ig_internal_batch_size(*, n_snps: int, batch_samples: int, n_steps: int, memory_bytes: int) -> int:
+#: Row cap per captum pass on CPU. Passes of several thousand 20 000-wide rows (hundreds of MB of fresh
+#: tensors each) ran slower on CPU than the authors' 1 000 in benchmarks/bench_attribution.py; on a GPU
+#: larger passes pay off, so the cap applies to CPU only.
+CPU_MAX_IG_ROWS = 1000
+
+
+def ig_internal_batch_size(*, n_snps: int, batch_samples: int, n_steps: int, memory_bytes: int,
+                           max_rows: int | None = None) -> int:
     """Rows of scaled inputs per captum pass so that one pass fits in ``memory_bytes``.
 
-    Never below ``batch_samples`` (captum's minimum: one step for every sample) nor above
-    ``batch_samples × n_steps`` (all steps at once).
+    At most ``max_rows`` when given (see :data:`CPU_MAX_IG_ROWS`); never below ``batch_samples``
+    (captum's minimum: one step for every sample) nor above ``batch_samples × n_steps`` (all steps at
+    once).
     """
     per_row = max(1, n_snps) * 4 * _IG_ROW_COPIES
     rows = int(memory_bytes) // per_row
+    if max_rows is not None:
+        rows = min(rows, int(max_rows))
     return int(min(max(rows, batch_samples), batch_samples * n_steps))
 
 

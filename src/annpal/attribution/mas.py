@@ -199,7 +199,8 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
     batch_size
         Samples per batch.
     internal_batch_size
-        IG rows per captum pass; ``None`` chooses it from ``memory_bytes``.
+        IG rows per captum pass; ``None`` chooses it from ``memory_bytes`` (at most
+        :data:`~annpal.attribution.ig.CPU_MAX_IG_ROWS` on CPU).
     memory_bytes
         Working-memory budget for IG passes and PM feature blocks.
     pm_seed
@@ -209,7 +210,12 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
     -------
     MasResult
     """
-    from annpal.attribution.ig import ig_internal_batch_size, integrated_gradients
+    from annpal.attribution.ig import (
+        CPU_MAX_IG_ROWS,
+        ig_internal_batch_size,
+        integrated_gradients,
+        model_device,
+    )
     from annpal.attribution.permutation import draw_replacement_genotypes, permutation_importance
     from annpal.attribution.saliency import saliency
 
@@ -225,6 +231,7 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
         replacement = draw_replacement_genotypes(rows.size, seed=pm_seed)
         # Convert to float64 once, not once per batch (permutation.py computes in float64).
         model = copy.deepcopy(model).double()
+    on_cpu = model_device(model).type == "cpu"
     acc = MasAccumulator(n_snps)
     n_batches = -(-rows.size // batch_size)
     for k, start in enumerate(range(0, rows.size, batch_size)):
@@ -232,7 +239,8 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
         batch = np.asarray(genotypes[idx], dtype=np.int8)
         if method == "ig":
             ibs = internal_batch_size or ig_internal_batch_size(
-                n_snps=n_snps, batch_samples=idx.size, n_steps=n_steps, memory_bytes=memory_bytes)
+                n_snps=n_snps, batch_samples=idx.size, n_steps=n_steps, memory_bytes=memory_bytes,
+                max_rows=CPU_MAX_IG_ROWS if on_cpu else None)
             scores = integrated_gradients(model, batch, n_steps=n_steps, internal_batch_size=ibs)
         elif method == "sm":
             scores = saliency(model, batch)
