@@ -38,7 +38,7 @@ POM
   for ver in $candidates; do
     echo "install-nextflow: resolving io.nextflow:nextflow:$ver from Maven Central ..." >&2
     sed "s|<version>[0-9][^<]*</version></dependency>|<version>$ver</version></dependency>|" "$work/pom.xml" >"$work/pom.$ver.xml"
-    if mvn -q -B -f "$work/pom.$ver.xml" ${MAVEN_REPO_LOCAL:+-Dmaven.repo.local="$MAVEN_REPO_LOCAL"} \
+    if mvn -q -B -Dstyle.color=never -f "$work/pom.$ver.xml" ${MAVEN_REPO_LOCAL:+-Dmaven.repo.local="$MAVEN_REPO_LOCAL"} \
         dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib" >"$work/mvn.log" 2>&1; then
       ok=1; break
     fi
