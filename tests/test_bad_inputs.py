@@ -31,12 +31,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import REPO, load_bin, make_prepared, nextflow_bin, nextflow_env
-from helpers_input import case_control, random_counts, write_fileset, write_pheno
+from helpers_input import case_control, random_counts, write_fileset
 
 N_SAMPLES, N_SNPS, N_CASES = 60, 40, 20
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def command(name: str):
     return load_bin(name)
 
@@ -215,8 +215,10 @@ def mas_matrix(path: Path, k: int, m: int, *, seed: int = 0) -> Path:
 
 
 def call_pal(*extra: str, n_snps: int = 60) -> Callable[[Path, Data], list[str]]:
-    return lambda tmp, data: ["--dataset", str(data.dataset), "--mas", str(mas_matrix(tmp / "mas_matrix.npy", 3, n_snps)),
-                              "--method", "sm", *extra]
+    def build(tmp: Path, data: Data) -> list[str]:
+        mas = mas_matrix(tmp / "mas_matrix.npy", 3, n_snps)
+        return ["--dataset", str(data.dataset), "--mas", str(mas), "--method", "sm", *extra]
+    return build
 
 
 def pvalues(null: str = "good", scores: str = "bad") -> Callable[[Path, Data], list[str]]:
@@ -476,7 +478,7 @@ def test_bad_input__pipeline_data_error_is_one_line_and_not_retried(tmp_path: Pa
     assert proc.returncode != 0
     errors = {ln.strip() for ln in output.splitlines() if ln.strip().startswith("[ERROR]")}
     assert len(errors) == 1, output
-    assert "cohort.pheno.tsv: no column 'T2D'" in errors.pop()
+    assert errors.pop().endswith("cohort.pheno.tsv: no column 'T2D' (columns: phenotype); fix --pheno-col")
     assert "Traceback" not in output
     trace = pd.read_csv(tmp_path / "trace.txt", sep="\t")
     prepare = trace[trace["process"].str.endswith("PREPARE")]

@@ -113,7 +113,7 @@ def parse_binary_phenotype(values: pd.Series, *, source: str) -> tuple[np.ndarra
 def _read_pheno_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{path}: cannot be parsed ({' '.join(str(exc).split())[:100]}); it needs whitespace-separated "
             f"columns FID IID <trait> with the same number of fields on every line"

@@ -119,7 +119,8 @@ def _read_whitespace_table(path: Path, columns: list[str]) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment=None,
                             keep_default_na=False, na_filter=False)
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        # EmptyDataError: only blank lines; UnicodeDecodeError: not a text file
         raise InputError(
             f"{path}: cannot be parsed ({' '.join(str(exc).split())[:120]}); it needs {len(columns)} "
             f"whitespace-separated columns ({' '.join(columns)}) on every line"
