@@ -381,8 +381,9 @@ def test_main__pm_without_any_seed_is_one_line(tiny_prepared, tmp_path):
     assert "--pm-seed" in _one_error_line(res)
 
 
-def test_main__dead_network_is_one_line(tiny_prepared, tmp_path):
-    # Every ReLU closed for every sample: all attributions are exactly 0, so no MAS exists.
+def test_main__dead_network_gives_uniform_degenerate_mas(tiny_prepared, tmp_path):
+    # Every ReLU closed for every sample: all attributions are exactly 0. One dead model must not stop
+    # a pipeline run: its MAS is uniform (marks nothing) and attr.json says it is degenerate.
     model = _random_model(300)
     with torch.no_grad():
         model.first_linear.weight.zero_()
@@ -392,8 +393,11 @@ def test_main__dead_network_is_one_line(tiny_prepared, tmp_path):
     res = CliRunner().invoke(load_bin("annpal-attribute"), [
         "--dataset", str(tiny_prepared), "--model", str(path), "--method", "sm",
         "--out-dir", str(tmp_path / "A")])
-    assert "all-zero" in _one_error_line(res)
-    assert not (tmp_path / "A").exists()
+    assert res.exit_code == 0, res.output
+    mas = np.load(tmp_path / "A" / "mas.npy")
+    np.testing.assert_array_equal(mas, np.full(300, 1 / 300))
+    record = json.loads((tmp_path / "A" / "attr.json").read_text())
+    assert record["degenerate"] is True and record["n_samples"] == 0
 
 
 def test_permutation_importance_reference__feature_subset():

@@ -60,7 +60,8 @@ def test_merge_mas__sorts_by_seed(runner, tmp_path) -> None:
     assert matrix.dtype == np.float64 and matrix.shape == (3, 50)
     np.testing.assert_array_equal(matrix, mas[[1, 2, 0]])
     models = pd.read_csv(tmp_path / "X" / "models.tsv", sep="\t")
-    assert list(models.columns) == ["row", "seed", "kind", "method"]
+    assert list(models.columns) == ["row", "seed", "kind", "method", "degenerate"]
+    assert models.degenerate.tolist() == [0, 0, 0]
     assert models.seed.tolist() == [2, 5, 7] and set(models.kind) == {"real"} and set(models.method) == {"ig"}
     assert versions.read_text().startswith('"MERGE_MAS":')
 

@@ -55,17 +55,20 @@ def test_mas_accumulator__zero_rows_skipped_counted_and_warned(caplog):
     with caplog.at_level(logging.WARNING):
         result = acc.result()
     assert result.n_zero_sum == 2 and result.n_samples == 6
-    assert result.summary() == {"n_samples": 6, "n_zero_sum_rows": 2}
+    assert result.summary() == {"n_samples": 6, "n_zero_sum_rows": 2, "degenerate": False}
     np.testing.assert_allclose(result.mas, _authors_mas(good), rtol=1e-13)
     assert result.mas.sum() == pytest.approx(1.0, abs=1e-12)
     assert "all-zero" in caplog.text
 
 
-def test_mas_accumulator__all_rows_zero_raises():
+def test_mas_accumulator__all_rows_zero_gives_uniform_degenerate(caplog):
     acc = MasAccumulator(4)
     acc.add(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="no sample"):
-        acc.result()
+    with caplog.at_level(logging.WARNING):
+        result = acc.result()
+    assert result.degenerate and result.n_samples == 0 and result.n_zero_sum == 3
+    np.testing.assert_array_equal(result.mas, np.full(4, 0.25))
+    assert "dead network" in caplog.text
 
 
 @pytest.mark.parametrize("bad, match", [

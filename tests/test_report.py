@@ -183,3 +183,13 @@ def test_table__escapes_and_sort_keys():
 def test_render_page__placeholders_in_body_untouched():
     page = render_page(title="T", subtitle="S", sections=[Section("a", "A", "<p>{{title}}</p>")], generator="g")
     assert "<p>{{title}}</p>" in page and "<title>T</title>" in page
+
+
+def test_build_report__degenerate_models_warned(tmp_path):
+    results = build_results(tmp_path / "R", gwas=False, evaluation=False)
+    models_tsv = next((results / "mas").glob("*_null")) / "models.tsv"
+    models = pd.read_csv(models_tsv, sep="\t")
+    models["degenerate"] = [1] + [0] * (len(models) - 1)
+    models.to_csv(models_tsv, sep="\t", index=False)
+    res = build_report(results, tmp_path / "O")
+    assert any("degenerate" in w and "null" in w for w in res.warnings)

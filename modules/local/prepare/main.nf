@@ -11,8 +11,9 @@ process PREPARE {
     path pheno   // phenotype TSV, or [] to use the .fam phenotype
 
     output:
-    tuple val(meta), path('prepared'), emit: dataset
-    path 'versions.yml'              , emit: versions
+    tuple val(meta), path('prepared')                              , emit: dataset
+    path 'prepared/{qc.json,samples.tsv,variants.tsv}'              , emit: tables   // published; not genotypes.npy
+    path 'versions.yml'                                             , emit: versions
 
     script:
     def args      = task.ext.args ?: ''

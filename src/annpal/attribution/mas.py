@@ -8,7 +8,11 @@ the samples × SNPs matrix is never held at once (paper scale: 1 800 × 290 522 
 
 The authors' ``3a_get_ig_sm_mas.py`` divides each row by its sum without a guard, so a sample whose
 scores are all zero (a saturated sigmoid can give exactly zero gradients) turns its row and then the MAS
-into NaN. Here such rows are skipped with a warning and counted (``n_zero_sum``).
+into NaN. Here such rows are skipped with a warning and counted (``n_zero_sum``). When *every* row is
+zero (a dead network: all first-layer ReLUs closed, or a collapsed null model with constant output) the
+model carries no attribution at all; its MAS is then the uniform vector 1/M — no position stands out, so
+PAL detection finds nothing in it — flagged ``degenerate`` so that merges and the report can say so,
+rather than stopping a whole pipeline run over one model.
 """
 
 from __future__ import annotations
@@ -35,14 +39,18 @@ class MasResult:
         Samples whose normalised rows were averaged.
     n_zero_sum
         Samples skipped because all their absolute scores were 0.
+    degenerate
+        Every sample's scores were 0 (dead network); ``mas`` is then uniform 1/M.
     """
 
     mas: np.ndarray
     n_samples: int
     n_zero_sum: int
+    degenerate: bool = False
 
     def summary(self) -> dict[str, Any]:
-        return {"n_samples": self.n_samples, "n_zero_sum_rows": self.n_zero_sum}
+        return {"n_samples": self.n_samples, "n_zero_sum_rows": self.n_zero_sum,
+                "degenerate": self.degenerate}
 
 
 class MasAccumulator:
@@ -98,16 +106,17 @@ class MasAccumulator:
     def result(self) -> MasResult:
         """The MAS over all samples added so far.
 
-        Raises
-        ------
-        ValueError
-            No sample had a non-zero score.
+        If no sample had a non-zero score (dead network), the MAS is uniform and ``degenerate`` is set.
         """
+        if self.n_samples == 0:
+            log.warning("all %d sample(s) had all-zero attributions (dead network: constant output); "
+                        "the MAS is uniform 1/M and marks no position", self.n_zero_sum)
+            m = self._sum.shape[0]
+            return MasResult(mas=np.full(m, 1.0 / m), n_samples=0, n_zero_sum=self.n_zero_sum,
+                             degenerate=True)
         if self.n_zero_sum:
             log.warning("%d sample(s) had all-zero attributions and were left out of the MAS",
                         self.n_zero_sum)
-        if self.n_samples == 0:
-            raise ValueError(f"no sample with a non-zero attribution ({self.n_zero_sum} all-zero rows)")
         return MasResult(mas=self._sum / self.n_samples, n_samples=self.n_samples,
                          n_zero_sum=self.n_zero_sum)
 

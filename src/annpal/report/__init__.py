@@ -216,7 +216,22 @@ def _methods_section(ctx: _Context) -> Section | None:
                                                        out_prefix=ctx.plot_dir / f"mas_correlation_{method}")))
         else:
             ctx.notes.append(f"mas/{method}_real/mas_matrix.npy absent: no MAS correlation plot for {method}")
+        for kind in ("real", "null"):
+            dead = _degenerate_seeds(mas_dir / f"{method}_{kind}" / "models.tsv")
+            if dead:
+                ctx.warnings.append(f"{method}: {kind} model(s) with seed {', '.join(map(str, dead))} are "
+                                    "degenerate (dead network: every attribution zero, MAS uniform); "
+                                    "consider a lower learning rate or more data")
     return Section("methods", "PAL and P-values by method", "\n".join(body))
+
+
+def _degenerate_seeds(models_tsv: Path) -> list[Any]:
+    if not models_tsv.is_file():
+        return []
+    models = pd.read_csv(models_tsv, sep="\t")
+    if "degenerate" not in models or "seed" not in models:
+        return []
+    return models.loc[models["degenerate"] == 1, "seed"].tolist()
 
 
 def _seeds(models_tsv: Path, k: int) -> list[Any]:
