@@ -155,6 +155,8 @@ def test_pipeline__stub_runs_whole_dag(tmp_path):
                  "mas/sm_null", "pal/ig", "pvalues/pm", "gwas", "evaluation", "annotate", "report",
                  "pipeline_info/software_versions.yml"):
         assert (out / part).exists(), part
+    # the QC tables are published, the genotype matrix (individual-level data) is not
+    assert sorted(p.name for p in (out / "prepared").iterdir()) == ["qc.json", "samples.tsv", "variants.tsv"]
     assert "annpal: done" in proc.stdout
 
 

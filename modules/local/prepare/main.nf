@@ -12,7 +12,7 @@ process PREPARE {
 
     output:
     tuple val(meta), path('prepared')                              , emit: dataset
-    path 'prepared/{qc.json,samples.tsv,variants.tsv}'              , emit: tables   // published; not genotypes.npy
+    path 'prepared_tables'                                          , emit: tables   // published as prepared/; no genotypes.npy
     path 'versions.yml'                                             , emit: versions
 
     script:
@@ -28,6 +28,8 @@ process PREPARE {
         ${args} \\
         --out-dir prepared \\
         --versions versions.yml
+    # the tables (not the genotype matrix) are what gets published; hard links cost nothing
+    mkdir -p prepared_tables && ln -f prepared/qc.json prepared/samples.tsv prepared/variants.tsv prepared_tables/
     # key the versions by this pipeline's process name (nf-core convention)
     sed -i '1s/.*/"${task.process}":/' versions.yml
     """
@@ -37,5 +39,6 @@ process PREPARE {
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
     mkdir -p prepared
     touch prepared/genotypes.npy prepared/samples.tsv prepared/variants.tsv prepared/qc.json versions.yml
+    mkdir -p prepared_tables && ln -f prepared/qc.json prepared/samples.tsv prepared/variants.tsv prepared_tables/
     """
 }
