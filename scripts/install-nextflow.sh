@@ -9,9 +9,10 @@
 #        MAVEN_REPO_LOCAL (default ~/.m2/repository, outside the clone, so reinstalls are offline)
 # Idempotent: a complete install is left alone.
 #
-# Why 24.10: from 25.04 on Nextflow depends on io.seqera libraries that Maven Central does not serve.
-# Within 24.10, Central holds nextflow 24.10.0/4/5/6 but nf-httpfs only at 24.10.0, so 24.10.6..4 fail
-# to resolve and 24.10.0 is what installs; the loop below finds that by itself.
+# Why 24.10 (checked 2026-11-25): Central holds nextflow 24.10.0/4/5/6 but nf-httpfs only at 24.10.0
+# (and nf-commons not at 24.10.6), so 24.10.6..4 fail to resolve and 24.10.0 is what installs; 25.04.0-4
+# need io.nextflow:nf-lang, absent from Central; 25.04.6+ is not on Central and depends on io.seqera
+# libraries hosted elsewhere. The loop below finds the newest that resolves by itself.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
