@@ -17,6 +17,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dest=${1:-$repo/.tools/nextflow}
+dest=$(realpath -m "$dest")   # the launcher must work from any directory
 candidates=${NXF_VER:-24.10.6 24.10.5 24.10.4 24.10.0}
 for ver in $candidates; do [[ -f "$dest/lib/.complete-$ver" ]] && break; done
 
