@@ -32,7 +32,6 @@ import tempfile
 import textwrap
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -43,37 +42,16 @@ from annpal.null import amas_pvalues
 from annpal.pal import call_pal, detected_union
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from authors_reference import authors_pal  # noqa: E402  (4_get_pal.py, shared with the tests)
+
 THRESHOLDS = [("99.99", 99.99), ("99.95", 99.95)]
 
 
 # --- the authors' code, as in their scripts (loops unchanged) ---------------------------------------
-def authors_pal(df: np.ndarray, mas_list: np.ndarray, thresh: float):
-    mas_detected = []
-    for i in range(mas_list.shape[0]):
-        detected = (mas_list[i, :] > np.percentile(mas_list[i, :], thresh)).nonzero()[0]
-        mas_detected.append(detected)
-    common = mas_detected.copy()
-    mas_detected = np.array(mas_detected)
-    for i in range(mas_detected.shape[0]):
-        for i2 in range(mas_detected.shape[1]):
-            for ix in range(-20, 21):
-                if ix == 0:
-                    continue
-                if mas_detected[i][i2] + ix >= df.shape[1]:
-                    continue
-                if abs(np.corrcoef(df[:, mas_detected[i][i2]], df[:, mas_detected[i][i2] + ix])[0][1]) > 0.5:
-                    common[i] = np.append(common[i], mas_detected[i][i2] + ix)
-    for i in range(len(common)):
-        common[i] = np.unique(common[i])
-        common[i] = np.sort(common[i])
-    flattened = [item for sublist in common for item in sublist]
-    element_counts = Counter(flattened)
-    mean_mas = np.mean(mas_list, axis=0)
-    detected = (mean_mas > np.percentile(mean_mas, thresh)).nonzero()[0]
-    amas = mean_mas.copy()
-    for i in range(len(detected)):
-        amas[detected[i]] = amas[detected[i]] * (element_counts[detected[i]] / mas_list.shape[0])
-    pal_amas = (amas > np.percentile(mean_mas, thresh)).nonzero()[0]
+def authors_pal_faithful(df: np.ndarray, mas_list: np.ndarray, thresh: float):
+    """4_get_pal.py as they run it (no chromosome fix): AMAS and PAL."""
+    _, amas, pal_amas, _ = authors_pal(df, mas_list, thresh)
     return amas, pal_amas
 
 
@@ -96,7 +74,7 @@ def authors_pvalues(df: np.ndarray, mas_main: np.ndarray, amas: np.ndarray, pal_
 
 def _authors_boot_amas(df: np.ndarray, mas_list: np.ndarray, thresh: float):
     # The body of their bootstrap loop is the PAL script again (detection, LD loop, Counter, AMAS).
-    return authors_pal(df, mas_list, thresh)
+    return authors_pal_faithful(df, mas_list, thresh)
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -219,7 +197,7 @@ def main() -> None:
 
     def authors_pal_both() -> None:
         for label, theta in THRESHOLDS:
-            authors[label] = authors_pal(df_int, mas, theta)
+            authors[label] = authors_pal_faithful(df_int, mas, theta)
 
     def authors_pv_both() -> None:
         for label, theta in THRESHOLDS:

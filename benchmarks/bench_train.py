@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from annpal.model import ModelConfig, n_parameters
@@ -38,27 +38,8 @@ from annpal.provenance import versions
 from annpal.train import TrainConfig, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class AuthorsClassifier(nn.Module):
-    """The authors' ``model.py`` network, verbatim apart from style."""
-
-    def __init__(self, data_shape: int, init_dropout: float) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Dropout(p=init_dropout, inplace=False),
-            nn.Linear(data_shape, int(data_shape // 1000)),
-            nn.Dropout(p=0.6, inplace=False),
-            nn.ReLU(),
-            nn.Linear(int(data_shape // 1000), int(data_shape // 10000)),
-            nn.Dropout(p=0.6, inplace=False),
-            nn.GELU(),
-            nn.Linear(int(data_shape // 10000), 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        return self.layers(x)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from authors_reference import AuthorsClassifier  # noqa: E402  (the authors' model.py, shared with the tests)
 
 
 def mock_genomes(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

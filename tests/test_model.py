@@ -6,32 +6,12 @@ import logging
 
 import pytest
 import torch
+from authors_reference import AuthorsClassifier
 from torch import nn
 
 from annpal.model import AnnClassifier, ModelConfig, load_model, n_parameters, save_model
 
 PAPER_SNPS = 290_522
-
-
-class AuthorsClassifier(nn.Module):
-    """The authors' ``model.py`` ``Classifier``, copied plainly (hidden sizes from the divisors)."""
-
-    def __init__(self, data_shape: int, init_dropout: float) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Dropout(p=init_dropout, inplace=False),
-            nn.Linear(data_shape, int(data_shape // 1000)),
-            nn.Dropout(p=0.6, inplace=False),
-            nn.ReLU(),
-            nn.Linear(int(data_shape // 1000), int(data_shape // 10000)),
-            nn.Dropout(p=0.6, inplace=False),
-            nn.GELU(),
-            nn.Linear(int(data_shape // 10000), 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        return self.layers(x)
 
 
 def test_hidden_sizes__paper_genome_wide():

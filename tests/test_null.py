@@ -9,9 +9,10 @@ from functools import partial
 
 import numpy as np
 import pytest
+from authors_reference import authors_pal
 from conftest import make_genotypes
 from scipy import stats
-from test_pal import authors_pal, make_mas
+from test_pal import make_mas
 
 from annpal.ld import banded_abs_r
 from annpal.null import (
