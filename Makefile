@@ -43,8 +43,10 @@ test: setup system-deps
 lint: venv
 	$(VENV)/bin/ruff check src bin tests benchmarks
 
+# Speed/memory benchmarks: each measures ratios against a baseline in the same run and writes
+# benchmarks/results/<area>.json (minutes each; plink2 is needed for the GWAS comparison).
 bench: setup
-	$(VENV)/bin/python -m benchmarks
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
 	rm -rf work .nextflow .nextflow.log* results
