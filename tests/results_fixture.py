@@ -203,3 +203,21 @@ def build_results(root: Path, *, gwas: bool = True, pvalues: bool = True, evalua
 
         shutil.copytree(annotate, root / "annotate")
     return root
+
+
+def build_annotated_report(base: Path, *, title: str | None = None) -> tuple[Path, Path]:
+    """Run the real ``annpal-annotate`` then ``annpal-report`` on synthetic results under ``base``;
+    returns ``(report folder, results layout)``. Shared by the report and browser tests."""
+    from click.testing import CliRunner
+    from conftest import load_bin
+
+    annotate = base / "N"
+    res = CliRunner().invoke(load_bin("annpal-annotate"), ["--results", str(build_results(base / "R0")),
+                                                           "--out-dir", str(annotate)])
+    assert res.exit_code == 0, res.output
+    results = build_results(base / "R", annotate=annotate)
+    out = base / "O"
+    args = ["--results", str(results), "--out-dir", str(out)] + (["--title", title] if title else [])
+    res = CliRunner().invoke(load_bin("annpal-report"), args)
+    assert res.exit_code == 0, res.output
+    return out, results

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import load_bin
-from results_fixture import N_SAMPLES, build_results, sample_ids
+from results_fixture import N_SAMPLES, build_annotated_report, build_results, sample_ids
 from scipy import stats
 
 from annpal.report import build_report
@@ -22,17 +22,7 @@ EXPECTED_PLOTS = {"manhattan_mas_ig", "manhattan_mas_sm", "null_fit_ig", "mas_co
 
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
-    base = tmp_path_factory.mktemp("report")
-    annotate = base / "N"
-    res = CliRunner().invoke(load_bin("annpal-annotate"), ["--results", str(build_results(base / "R0")),
-                                                           "--out-dir", str(annotate)])
-    assert res.exit_code == 0, res.output
-    results = build_results(base / "R", annotate=annotate)
-    out = base / "O"
-    res = CliRunner().invoke(load_bin("annpal-report"), ["--results", str(results), "--title", "Test <cohort>",
-                                                         "--out-dir", str(out)])
-    assert res.exit_code == 0, res.output
-    return out, results
+    return build_annotated_report(tmp_path_factory.mktemp("report"), title="Test <cohort>")
 
 
 def test_main__writes_html_and_plots(full_report):

@@ -15,9 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import load_bin
-from results_fixture import build_results
+from results_fixture import build_annotated_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -42,15 +40,8 @@ def run_chromium(page: Path, profile: Path, *extra: str) -> tuple[str, list[str]
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("browser")
-    annotate = base / "N"
-    res = CliRunner().invoke(load_bin("annpal-annotate"), ["--results", str(build_results(base / "R0")),
-                                                           "--out-dir", str(annotate)])
-    assert res.exit_code == 0, res.output
-    results = build_results(base / "R", annotate=annotate)
-    res = CliRunner().invoke(load_bin("annpal-report"), ["--results", str(results), "--out-dir", str(base / "O")])
-    assert res.exit_code == 0, res.output
-    return base / "O" / "report.html"
+    out, _ = build_annotated_report(tmp_path_factory.mktemp("browser"))
+    return out / "report.html"
 
 
 def test_report__loads_without_console_errors(report, tmp_path):

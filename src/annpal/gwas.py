@@ -140,6 +140,17 @@ def _gram(z: np.ndarray) -> np.ndarray:
     return z @ z.T
 
 
+def _for_each(func, items, *, n_threads: int) -> None:
+    """Call ``func`` on every item (each writes its own slice of a shared output), on ``n_threads``
+    threads when above 1; numpy releases the GIL in the block arithmetic."""
+    if n_threads <= 1:
+        for item in items:
+            func(item)
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n_threads) as pool:
+        list(pool.map(func, items))
+
+
 def _ordered_sum(func, items: list, n_threads: int) -> np.ndarray:
     """``sum(func(item) for item in items)`` added strictly in item order, ``n_threads`` items at a time.
 
@@ -261,12 +272,7 @@ def _randomized_left_singular(genotypes, mean, sd, bs, *, n_pcs, seed, n_oversam
             sl, keep = blk
             out[np.arange(sl.start, sl.stop)[keep]] = _standardise(genotypes, mean, sd, sl, keep).T @ left
 
-        if n_threads > 1:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=n_threads) as pool:
-                list(pool.map(one, blocks))
-        else:
-            for blk in blocks:
-                one(blk)
+        _for_each(one, blocks, n_threads=n_threads)
         return out
 
     q, _ = np.linalg.qr(z_times(omega))
@@ -649,13 +655,7 @@ def logistic_gwas(
         beta[sl], var[sl], status[sl], n_iter[sl] = _fit_block(x, y, d, dd, null,
                                                                max_iter=max_iter, tol=tol)
 
-    starts = range(0, m, bs)
-    if n_threads > 1:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=n_threads) as pool:
-            list(pool.map(run, starts))
-    else:
-        for j0 in starts:
-            run(j0)
+    _for_each(run, range(0, m, bs), n_threads=n_threads)
 
     valid = np.isin(status, (STATUS_OK, STATUS_NOT_CONVERGED)) & (var > 0)
     beta = np.where(valid, beta, np.nan)
