@@ -10,7 +10,10 @@ import pytest
 from helpers_input import case_control, random_counts, write_fileset, write_pheno
 
 from annpal import dataset
-from annpal.dataset import QCOptions, balanced_training_index, prepare_dataset, validation_split
+from annpal.dataset import (
+    QCOptions, balance_summary, balanced_training_index, paper_case_share, prepare_dataset,
+    resolve_balance_rule, validation_split,
+)
 from annpal.errors import InputError
 
 
@@ -149,6 +152,69 @@ def test_balanced_training_index__cases_twice_half_controls():
 def test_balanced_training_index__odd_and_single_control():
     assert np.bincount(balanced_training_index(np.array([1, 0, 0, 0]), seed=0), minlength=4)[1:].sum() == 1
     assert len(balanced_training_index(np.array([1, 0]), seed=0)) == 3  # one control kept
+
+
+@pytest.mark.parametrize("n_cases, n_controls, rule, expected_cases, expected_controls", [
+    # paper: cases twice, controls // 2 (hand-computed)
+    (3, 8, "paper", 6, 4),
+    (10, 30, "paper", 20, 15),
+    # equal: T = min(2 * minority, majority) rows per class
+    (3, 8, "equal", 6, 6),        # controls 8 >= 2*3: cases twice, 6 of 8 controls
+    (10, 15, "equal", 15, 15),    # 15 < 2*10: cases once + 5 duplicated, every control once
+    (8, 3, "equal", 6, 6),        # minority = controls: controls twice, 6 of 8 cases
+    (5, 5, "equal", 5, 5),        # already equal: nothing dropped or duplicated
+    (3, 8, "none", 3, 8),
+    # auto: paper share 20/35 = 0.571 is inside [0.4, 0.6] -> paper
+    (10, 30, "auto", 20, 15),
+    # auto: paper share 20/(20+10) = 0.667 is outside -> equal
+    (10, 20, "auto", 20, 20),
+    # auto: paper share 2/(2+12) = 0.143 is outside -> equal
+    (1, 24, "auto", 2, 2),
+])
+def test_balanced_training_index__rules_hand_counts(n_cases, n_controls, rule, expected_cases,
+                                                    expected_controls):
+    labels = np.random.default_rng(0).permutation(np.r_[np.ones(n_cases, int), np.zeros(n_controls, int)])
+    idx = balanced_training_index(labels, seed=5, rule=rule)
+    counts = np.bincount(idx, minlength=len(labels))
+    assert counts[labels == 1].sum() == expected_cases and counts[labels == 0].sum() == expected_controls
+    assert counts.max() <= 2 and np.all(np.diff(idx) >= 0) and idx.dtype == np.int64
+    minority = 1 if n_cases <= n_controls else 0
+    if rule in ("equal", "none"):  # the minority class is never dropped
+        assert np.all(counts[labels == minority] >= 1)
+    np.testing.assert_array_equal(idx, balanced_training_index(labels, seed=5, rule=rule))
+
+
+def test_balanced_training_index__equal_seeded_subsample_varies():
+    labels = np.r_[np.ones(3, int), np.zeros(8, int)]
+    seen = {tuple(balanced_training_index(labels, seed=s, rule="equal")) for s in range(10)}
+    assert len(seen) > 1
+
+
+@pytest.mark.parametrize("n_cases, n_controls, expected", [
+    (1664, 7175, "paper"),   # the paper's cohort after its 150 + 150 split: 3328 / 6915 = 0.481
+    (850, 1850, "equal"),    # 1 000 of 3 000 after the split: 1700 / 2625 = 0.648
+    (340, 540, "equal"),     # -profile test (400 of 1 000, 60 + 60 held out): 680 / 950 = 0.716
+    (3, 8, "paper"),         # 6 / (6 + 4) = 0.6: the bounds are inside
+    (2, 12, "paper"),        # 4 / (4 + 6) = 0.4
+    (3, 7, "equal"),         # 6 / (6 + 3) = 0.667
+
+])
+def test_resolve_balance_rule__auto(n_cases, n_controls, expected):
+    assert resolve_balance_rule("auto", n_cases, n_controls) == expected
+
+
+def test_resolve_balance_rule__unknown():
+    with pytest.raises(InputError, match="--balance best: unknown rule"):
+        resolve_balance_rule("best", 3, 4)
+
+
+def test_balance_summary__shares_before_after():
+    labels = np.r_[np.ones(10, int), np.zeros(20, int)]
+    summary = balance_summary(labels, balanced_training_index(labels, seed=1, rule="auto"), rule="auto")
+    assert summary["rule_used"] == "equal"
+    assert summary["before"] == {"n_cases": 10, "n_controls": 20, "case_share": pytest.approx(1 / 3)}
+    assert summary["after"] == {"n_cases": 20, "n_controls": 20, "case_share": 0.5}
+    assert paper_case_share(10, 20) == pytest.approx(2 / 3)
 
 
 # -- QC helpers ---------------------------------------------------------------------------------------

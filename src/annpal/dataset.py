@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from annpal.errors import InputError
+from annpal.genome import chromosome_rank, is_autosome
 from annpal.io.plink import (
-    chromosome_sort_key,
-    is_autosome,
     make_unique_ids,
     open_fileset,
     read_bim,
@@ -300,32 +299,119 @@ def validation_split(
     return is_val, info
 
 
-def balanced_training_index(labels: np.ndarray, *, seed: int) -> np.ndarray:
-    """Row indices of the balanced training set: every case twice and a seeded half of the controls.
+#: Class-balancing rules for the training rows (``--balance``).
+BALANCE_RULES = ("auto", "paper", "equal", "none")
+#: ``auto`` keeps the paper's rule when it gives a case share inside this closed interval.
+AUTO_CASE_SHARE = (0.4, 0.6)
 
-    The paper's balancing (Materials and methods, "Neural network model"; METHOD §1): case samples are
-    duplicated and the control set is halved by random subsampling. Half is rounded down but at least
-    one control is kept when there is any.
+
+def _paper_index(cases: np.ndarray, controls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper's rule: every case twice and a seeded half of the controls (at least one kept)."""
+    n_keep = max(1, len(controls) // 2) if len(controls) else 0
+    kept = rng.choice(controls, size=n_keep, replace=False) if n_keep else controls
+    return np.concatenate([cases, cases, kept])
+
+
+def _equal_index(cases: np.ndarray, controls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Equal classes: each class gets ``T = min(2·minority, majority)`` rows.
+
+    The majority class is subsampled to ``T`` without replacement; the minority class is taken once and
+    a seeded ``T − minority`` of its samples a second time. When the majority is at least twice the
+    minority this is "minority twice, majority subsampled to match"; when the classes are already
+    equal nothing is duplicated or dropped.
+    """
+    minority, majority = (cases, controls) if len(cases) <= len(controls) else (controls, cases)
+    target = min(2 * len(minority), len(majority))
+    extra = rng.choice(minority, size=target - len(minority), replace=False)
+    kept = rng.choice(majority, size=target, replace=False)
+    return np.concatenate([minority, extra, kept])
+
+
+def paper_case_share(n_cases: int, n_controls: int) -> float:
+    """Share of cases in the paper's balanced set: ``2·cases / (2·cases + max(1, controls // 2))``."""
+    n_kept = max(1, n_controls // 2) if n_controls else 0
+    return 2 * n_cases / (2 * n_cases + n_kept)
+
+
+def resolve_balance_rule(rule: str, n_cases: int, n_controls: int) -> str:
+    """The rule actually applied: ``auto`` becomes ``paper`` when that gives 40–60 % cases, else ``equal``.
+
+    Raises
+    ------
+    InputError
+        An unknown rule.
+    """
+    if rule not in BALANCE_RULES:
+        raise InputError(f"--balance {rule}: unknown rule; use one of {', '.join(BALANCE_RULES)}")
+    if rule != "auto":
+        return rule
+    low, high = AUTO_CASE_SHARE
+    return "paper" if low <= paper_case_share(n_cases, n_controls) <= high else "equal"
+
+
+def balanced_training_index(labels: np.ndarray, *, seed: int, rule: str = "paper") -> np.ndarray:
+    """Row indices of the class-balanced training set, sorted (a duplicated row appears twice).
+
+    Rules (``--balance``):
+
+    * ``paper``: the paper's balancing (Materials and methods, "Neural network model"): every case
+      twice and a seeded half of the controls (half rounded down, at least one kept). It balances only
+      near the paper's prevalence (1 814 cases among 9 139 samples: 48 % cases after the 150 + 150
+      validation split); with 1 000 cases among 3 000 samples it trains on 65 % cases.
+    * ``equal``: both classes the same size (see :func:`_equal_index`), seeded.
+    * ``auto``: ``paper`` when it yields 40–60 % cases, ``equal`` otherwise
+      (:func:`resolve_balance_rule`).
+    * ``none``: every training row once.
 
     Parameters
     ----------
     labels
         0/1 label of each training row.
     seed
-        The model seed (a different subsample of controls per model).
+        The model seed (a different subsample per model).
+    rule
+        One of :data:`BALANCE_RULES`.
 
     Returns
     -------
     numpy.ndarray
-        int64 indices into ``labels``, sorted (each case index appears twice).
+        int64 indices into ``labels``.
+
+    Raises
+    ------
+    InputError
+        An unknown rule.
     """
     labels = np.asarray(labels)
     cases = np.flatnonzero(labels == 1)
     controls = np.flatnonzero(labels == 0)
-    n_keep = max(1, len(controls) // 2) if len(controls) else 0
+    used = resolve_balance_rule(rule, len(cases), len(controls))
     rng = np.random.default_rng(seed)
-    kept = rng.choice(controls, size=n_keep, replace=False) if n_keep else controls
-    return np.sort(np.concatenate([cases, cases, kept])).astype(np.int64)
+    if used == "none":
+        index = np.concatenate([cases, controls])
+    elif used == "paper" or not len(cases) or not len(controls):
+        index = _paper_index(cases, controls, rng)
+    else:
+        index = _equal_index(cases, controls, rng)
+    return np.sort(index).astype(np.int64)
+
+
+def balance_summary(labels: np.ndarray, index: np.ndarray, *, rule: str) -> dict[str, Any]:
+    """Class counts and case shares before and after balancing, for ``train.json``.
+
+    ``rule`` is the requested rule; ``rule_used`` what ``auto`` resolved to.
+    """
+    labels = np.asarray(labels)
+    n_cases, n_controls = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+    after = labels[np.asarray(index)]
+    n_cases_after, n_controls_after = int(np.sum(after == 1)), int(np.sum(after == 0))
+    share = lambda a, b: a / (a + b) if a + b else float("nan")  # noqa: E731
+    return {
+        "rule": rule, "rule_used": resolve_balance_rule(rule, n_cases, n_controls),
+        "before": {"n_cases": n_cases, "n_controls": n_controls, "case_share": share(n_cases, n_controls)},
+        "after": {"n_cases": n_cases_after, "n_controls": n_controls_after,
+                  "case_share": share(n_cases_after, n_controls_after)},
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,7 +439,7 @@ def select_variants(bim: pd.DataFrame, *, keep_non_autosomal: bool, bim_path: st
                         bim_path, int(dropped.sum()), ", ".join(f"{k}: {v}" for k, v in dropped.items()))
     index = np.flatnonzero(keep)
     sub = bim.iloc[index]
-    order = np.lexsort((sub["BP"].to_numpy(), chromosome_sort_key(sub["CHR"])))
+    order = np.lexsort((sub["BP"].to_numpy(), chromosome_rank(sub["CHR"])))
     info["reordered"] = bool(np.any(order != np.arange(len(order))))
     index = index[order]
     variants = bim.iloc[index].reset_index(drop=True)
@@ -525,6 +611,7 @@ def prepare_dataset(
 
 
 __all__ = [
-    "QCOptions", "balanced_training_index", "check_both_classes", "load_phenotype",
+    "AUTO_CASE_SHARE", "BALANCE_RULES", "QCOptions", "balance_summary", "balanced_training_index",
+    "check_both_classes", "paper_case_share", "resolve_balance_rule", "load_phenotype",
     "parse_binary_phenotype", "prepare_dataset", "select_variants", "snp_statistics", "validation_split",
 ]

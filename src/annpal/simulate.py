@@ -281,7 +281,8 @@ def simulate_genotypes(
     import msprime
 
     rng = np.random.default_rng(seed)
-    length = chrom_length_mb * 1e6
+    # msprime's discrete genome needs a whole number of bp (8.2 * 1e6 is 8199999.999999999).
+    length = float(round(chrom_length_mb * 1e6))
     counts: list[np.ndarray] = []
     bims: list[pd.DataFrame] = []
     seeds = rng.integers(1, 2**31 - 1, size=(n_chromosomes, 2))
