@@ -77,15 +77,27 @@ def test_pipeline__profile_test_writes_pal_tables_and_pvalues(small_runs):
         assert {"threshold", "SNP", "amas", "p_value", "p_text"} <= set(pvalues.columns)
         assert len(pvalues) > 0
         assert pvalues["p_value"].between(0, 1).all()
-        for kind, k in (("real", N_MODELS), ("null", N_NULL)):
+        for kind, seeds in (("real", range(1, N_MODELS + 1)), ("null", range(200001, 200001 + N_NULL))):
             models = pd.read_csv(out / "mas" / f"{method}_{kind}" / "models.tsv", sep="\t")
-            assert models["seed"].tolist() == list(range(1, k + 1))  # sorted by seed
+            assert models["seed"].tolist() == list(seeds)  # sorted by seed
     assert (out / "gwas" / "gwas.tsv").stat().st_size > 0
     assert (out / "evaluation" / "evaluation.tsv").stat().st_size > 0
     assert (out / "simulation" / "truth.tsv").stat().st_size > 0
     assert (out / "annotate" / "loci.tsv").exists()
     assert (out / "report" / "report.html").stat().st_size > 0
     assert sorted(p.name for p in (out / "train").iterdir()) == ["null_s1", "null_s2", "real_s1", "real_s2"]
+
+
+def test_pipeline__null_model_seeds_disjoint_from_real(small_runs):
+    train = {d.name: json.loads((d / "train.json").read_text()) for d in (small_runs["run1"] / "train").iterdir()}
+    real = {v["seed"] for k, v in train.items() if k.startswith("real_s")}
+    null = {v["seed"] for k, v in train.items() if k.startswith("null_s")}
+    permute = {v["permute_seed"] for k, v in train.items() if k.startswith("null_s")}
+    assert real == set(range(1, N_MODELS + 1))
+    assert null == {200000 + n for n in range(1, N_NULL + 1)}  # documented offset (docs/usage.md)
+    assert permute == {100000 + n for n in range(1, N_NULL + 1)}
+    assert not real & null and not real & permute and not null & permute
+    assert all(train[f"real_s{k}"]["permute_seed"] is None for k in range(1, N_MODELS + 1))
 
 
 def test_pipeline__pipeline_info_has_versions_params_trace_dag(small_runs):

@@ -2,9 +2,12 @@
  * Seed fan-out: one TRAIN task per real or null model, one ATTRIBUTE task per (model, method),
  * then the MAS of each (method, kind) gathered and sorted by seed, and merged into a K x M matrix.
  *
- * Real models use seeds 1..n_models. Null models are numbered separately, 1..n_null_models, and
- * are trained on labels permuted with seed 100000 + n (a fixed, documented derivation, so that the
- * permutation never shares a random stream with a model's own seed and a run is reproducible).
+ * Real models use seeds 1..n_models. Null models are numbered separately, 1..n_null_models: null
+ * model n trains with seed 200000 + n on labels permuted with seed 100000 + n. Both are fixed,
+ * documented offsets, so a null model never starts from a real model's initial weights, dropout
+ * stream or balancing draw, the permutation never shares a random stream with any model's seed,
+ * and a run is reproducible (the schema caps n_models and n_null_models at 99999, which keeps the
+ * three seed ranges disjoint).
  */
 
 include { TRAIN     } from '../../modules/local/train/main'
@@ -12,6 +15,7 @@ include { ATTRIBUTE } from '../../modules/local/attribute/main'
 include { MERGE_MAS } from '../../modules/local/merge_mas/main'
 
 def NULL_PERMUTE_SEED_OFFSET = 100000
+def NULL_MODEL_SEED_OFFSET   = 200000
 
 workflow TRAIN_AND_ATTRIBUTE {
     take:
@@ -27,7 +31,7 @@ workflow TRAIN_AND_ATTRIBUTE {
         ? Channel.of(1..n_models).map { s -> [id: "real_s${s}", kind: 'real', seed: s] }
         : Channel.empty()
     ch_null = n_null_models > 0
-        ? Channel.of(1..n_null_models).map { s -> [id: "null_s${s}", kind: 'null', seed: s, permute_seed: NULL_PERMUTE_SEED_OFFSET + s] }
+        ? Channel.of(1..n_null_models).map { s -> [id: "null_s${s}", kind: 'null', seed: NULL_MODEL_SEED_OFFSET + s, permute_seed: NULL_PERMUTE_SEED_OFFSET + s] }
         : Channel.empty()
 
     ch_dataset_dir = ch_dataset.map { meta, dir -> dir }

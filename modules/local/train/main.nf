@@ -1,6 +1,6 @@
 /*
  * TRAIN: one network per task (METHOD.md section 2). meta: [id: 'real_s1', kind: 'real', seed: 1]
- * or [id: 'null_s1', kind: 'null', seed: 1, permute_seed: 100001] (labels permuted).
+ * or [id: 'null_s1', kind: 'null', seed: 200001, permute_seed: 100001] (labels permuted).
  * Output folder `<meta.id>/` = results layout R/train/<id>.
  */
 process TRAIN {
