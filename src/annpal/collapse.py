@@ -1,0 +1,124 @@
+"""Collapsed networks and the step-size rule that avoids them (docs/training.md).
+
+A network *collapses* when every first-hidden-layer ReLU is dead on the data (its pre-activation is
+never positive): the output no longer depends on the genotypes, the validation AUC is exactly 0.5 (all
+scores tie) and every attribution is zero. It happens when Adam's steps are large relative to the
+first layer's initial weights. PyTorch draws those from ``U(−1/√M, 1/√M)``, so the same learning rate
+is a larger relative step on a smaller panel; the paper's recipe (lr 1e-5 on 290 522 SNPs) keeps
+``lr · √M ≈ 5.4e-3``, and ``--lr auto`` keeps that product on any panel (:func:`auto_learning_rate`).
+
+Measures recorded per epoch (``history.tsv``): the SD of the validation outputs and the fraction of
+first-hidden-layer units dead on the validation set. A model whose final validation SD is below
+:data:`COLLAPSE_SD_TOL` is ``collapsed``; the epoch it collapsed at is the first epoch from which the SD
+stays below the tolerance (:func:`collapse_epoch`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from annpal.model import AnnClassifier
+
+#: Validation output SD (probabilities) below which a model is constant. A live network's outputs on
+#: 300 samples differ by at least ~1e-3 even when it has learnt little; a dead one gives exactly equal
+#: float32 outputs (SD 0). 1e-6 leaves room for float rounding of a constant and nothing else.
+COLLAPSE_SD_TOL = 1e-6
+#: The paper's genome-wide panel and learning rate (Materials and methods, "Neural network model").
+PAPER_N_SNPS = 290_522
+PAPER_LR = 1e-5
+#: ``lr · √M`` of the paper's recipe; ``--lr auto`` keeps it.
+PAPER_LR_SQRT_M = PAPER_LR * math.sqrt(PAPER_N_SNPS)
+#: ``lr · √M`` above which the study (docs/training.md) saw networks collapse within tens of epochs at
+#: batch 64: a warning is logged for settings above it.
+COLLAPSE_RISK_LR_SQRT_M = 10 * PAPER_LR_SQRT_M
+
+
+def auto_learning_rate(n_snps: int) -> float:
+    """``--lr auto``: ``PAPER_LR_SQRT_M / √M`` (1e-5 at 290 522 SNPs, 3.8e-5 at 20 000, 7.6e-5 at 5 000).
+
+    Keeps each Adam step the same size relative to the first layer's initial weight bound ``1/√M``
+    as in the paper.
+    """
+    if n_snps < 1:
+        raise ValueError(f"n_snps must be positive, got {n_snps}")
+    return PAPER_LR_SQRT_M / math.sqrt(n_snps)
+
+
+def collapse_risk(lr: float, n_snps: int) -> str | None:
+    """A warning text when ``lr`` is in the collapse region for ``n_snps`` inputs, else ``None``."""
+    scaled = lr * math.sqrt(n_snps)
+    if scaled <= COLLAPSE_RISK_LR_SQRT_M:
+        return None
+    return (f"--lr {lr:g} on {n_snps} SNPs gives lr*sqrt(M) = {scaled:.3g}, {scaled / PAPER_LR_SQRT_M:.0f}x the "
+            f"paper's {PAPER_LR_SQRT_M:.3g}: networks collapsed to a constant output at such settings in our "
+            f"study (docs/training.md); consider --lr auto ({auto_learning_rate(n_snps):.3g})")
+
+
+@torch.no_grad()
+def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int = 256
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode outputs of ``model`` on ``x`` and which first-hidden-layer units ever fire.
+
+    Parameters
+    ----------
+    model
+        The network, in eval mode (dropouts off).
+    x
+        ``(n, M)`` genotypes (any dtype; cast to float32 a chunk at a time).
+    chunk
+        Rows scored at once.
+
+    Returns
+    -------
+    probs, alive
+        ``(n,)`` float32 probabilities and an ``(H1,)`` boolean: unit's pre-activation positive for at
+        least one row.
+    """
+    probs = []
+    alive = torch.zeros(model.first_linear.out_features, dtype=torch.bool, device=x.device)
+    for i in range(0, x.shape[0], chunk):
+        z = model.first_linear(x[i:i + chunk].to(torch.float32))
+        alive |= (z > 0).any(dim=0)
+        probs.append(model.forward_from_preactivation(z).flatten())
+    return torch.cat(probs) if probs else torch.empty(0), alive
+
+
+def output_sd(probs: torch.Tensor | np.ndarray) -> float:
+    """Population SD of the outputs (NaN when empty), in float64."""
+    values = np.asarray(probs.cpu() if isinstance(probs, torch.Tensor) else probs, dtype=np.float64)
+    return float(values.std()) if values.size else math.nan
+
+
+def dead_fraction(alive: torch.Tensor) -> float:
+    """Share of first-hidden-layer units that never fired."""
+    return float(1.0 - alive.float().mean().item()) if alive.numel() else math.nan
+
+
+def collapse_epoch(val_output_sd: Sequence[float], *, tol: float = COLLAPSE_SD_TOL) -> int | None:
+    """First epoch (counted from 1) from which the validation output SD stays below ``tol``.
+
+    ``None`` when the last epoch is above it (the model has not collapsed) or the series is empty.
+    """
+    sd = np.asarray(val_output_sd, dtype=np.float64)
+    if sd.size == 0 or not sd[-1] < tol:
+        return None
+    above = np.flatnonzero(~(sd < tol))
+    return int(above[-1] + 2) if above.size else 1
+
+
+def collapse_summary(val_output_sd: Sequence[float], *, tol: float = COLLAPSE_SD_TOL) -> dict[str, Any]:
+    """``{"collapsed", "collapse_epoch", "tolerance"}`` for ``train.json``."""
+    epoch = collapse_epoch(val_output_sd, tol=tol)
+    return {"collapsed": epoch is not None, "collapse_epoch": epoch, "tolerance": tol}
+
+
+__all__ = [
+    "COLLAPSE_RISK_LR_SQRT_M", "COLLAPSE_SD_TOL", "PAPER_LR", "PAPER_LR_SQRT_M", "PAPER_N_SNPS",
+    "auto_learning_rate", "collapse_epoch", "collapse_risk", "collapse_summary", "dead_fraction",
+    "output_sd", "score_with_dead_units",
+]
