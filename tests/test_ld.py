@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from decimal import Decimal, getcontext
 
 import numpy as np
 import pytest
 from conftest import make_genotypes
 
-from annpal.ld import band_offsets, banded_abs_r, chromosome_codes, proxy_expand
+from annpal.ld import BandRows, band_offsets, banded_abs_r, chromosome_codes, proxy_expand
 
 
 def corrcoef_band(g: np.ndarray, chrom: np.ndarray, w: int) -> np.ndarray:
@@ -55,7 +56,7 @@ def test_banded_abs_r__matches_corrcoef(geno, w: int) -> None:
 @pytest.mark.parametrize("block_size", [1, 7, 50, 4096])
 def test_banded_abs_r__blocks_float32(geno, block_size: int) -> None:
     g, chrom = geno
-    band = banded_abs_r(g, chromosomes=chrom, window=20, block_size=block_size)
+    band = banded_abs_r(g, chromosomes=chrom, window=20, block_size=block_size, dtype=np.float32)
     assert band.dtype == np.float32 and band.shape == (180, 40)
     np.testing.assert_allclose(band, corrcoef_band(g, chrom, 20), rtol=0, atol=1e-5)
 
@@ -68,6 +69,50 @@ def test_banded_abs_r__subset_rows_equal_full(geno) -> None:
     np.testing.assert_allclose(part[rows], full[rows], rtol=0, atol=1e-12)
     others = np.setdiff1d(np.arange(180), rows)
     assert np.isnan(part[others]).all()
+
+
+def pair_from_table(a: int, b: int, c: int, d: int) -> tuple[np.ndarray, Decimal]:
+    """Two 0/1 SNPs with joint counts (1,1)=a, (1,0)=b, (0,1)=c, (0,0)=d, and their exact r (50 digits)."""
+    x = np.repeat([1, 1, 0, 0], [a, b, c, d])
+    y = np.repeat([1, 0, 1, 0], [a, b, c, d])
+    order = np.random.default_rng(0).permutation(x.size)
+    getcontext().prec = 50
+    r = Decimal(a * d - b * c) / Decimal((a + b) * (c + d) * (a + c) * (b + d)).sqrt()
+    return np.stack([x[order], y[order]], axis=1).astype(np.int8), r
+
+
+# Joint counts found by an exact integer search: r = 0.5 + 1.7e-10 and r = 0.5 - 3.5e-10.
+PAIRS_AT_CUT = [((219, 122, 173, 1327), True), ((240, 74, 278, 1445), False)]
+
+
+@pytest.mark.parametrize(("table", "above"), PAIRS_AT_CUT)
+def test_banded_abs_r__float64_decides_a_pair_at_the_cut(table, above: bool) -> None:
+    g, r = pair_from_table(*table)
+    assert (r > Decimal("0.5")) == above and abs(r - Decimal("0.5")) < Decimal("1e-9")
+    # float32 cannot hold the pair apart from the cut: the nearest float32 to r is 0.5 itself, and
+    # float32 centring/summing errs by ~1e-6, so either side can come out.
+    assert np.float32(float(r)) == np.float32(0.5)
+    authors = abs(np.corrcoef(g[:, 0].astype(int), g[:, 1].astype(int))[0, 1])
+    for band in (banded_abs_r(g, chromosomes=np.ones(2), window=1),
+                 banded_abs_r(g, chromosomes=np.ones(2), window=1, snps=np.array([0, 1])),
+                 BandRows(g, chromosomes=np.ones(2), window=1).ensure(np.array([0, 1]))):
+        assert band.dtype == np.float64
+        assert (band[0, 1] > 0.5) == (band[1, 0] > 0.5) == (authors > 0.5) == above
+        np.testing.assert_array_equal(proxy_expand(np.array([0]), band=band), [0, 1] if above else [0])
+
+
+def test_band_rows__computes_on_demand_equal_to_full(geno) -> None:
+    g, chrom = geno
+    full = banded_abs_r(g, chromosomes=chrom, window=20)
+    lazy = BandRows(g, chromosomes=chrom, window=20, block_size=50)
+    assert np.isnan(lazy.band).all()
+    band = lazy.ensure(np.array([69, 0, 3]))
+    band = lazy.ensure(np.array([3, 70, 179, 119, 120]))
+    rows = np.array([0, 3, 69, 70, 119, 120, 179])
+    np.testing.assert_allclose(band[rows], full[rows], rtol=0, atol=1e-12)
+    assert np.isnan(np.delete(band, rows, axis=0)).all() and lazy.done.sum() == rows.size
+    with pytest.raises(ValueError, match="outside"):
+        lazy.ensure(np.array([180]))
 
 
 def test_banded_abs_r__memmap_input(geno, tmp_path) -> None:

@@ -19,13 +19,19 @@ int8 genotype matrix, and reused for every model, threshold and draw. Pairs that
 past either end of the genome or onto another chromosome) hold 0, so they never pass ``|r| > ld_r``.
 SNPs with zero variance get ``r = 0`` with every neighbour (``np.corrcoef`` gives NaN there, and
 ``abs(nan) > 0.5`` is False in the authors' loop, so the proxy sets agree).
+
+Precision: the band is computed in float64 by default, like the authors' ``np.corrcoef``. In float32 a
+pair within about 1e-6 of the cut can land on the wrong side of ``|r| > ld_r`` (float32 cannot even
+hold ``0.5 + 1e-8``, and centring and summing in float32 err by ~1e-6); PAL needs the rows of the
+detected SNPs only, so float64 costs nothing that matters. :class:`BandRows` computes rows on demand
+for the recounts of the null draws (:func:`annpal.null.amas_pvalues`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["band_offsets", "banded_abs_r", "proxy_expand", "chromosome_codes"]
+__all__ = ["band_offsets", "banded_abs_r", "proxy_expand", "chromosome_codes", "BandRows"]
 
 
 def band_offsets(window: int) -> np.ndarray:
@@ -65,7 +71,7 @@ def banded_abs_r(
     window: int = 20,
     snps: np.ndarray | None = None,
     block_size: int = 4096,
-    dtype: type = np.float32,
+    dtype: type = np.float64,
 ) -> np.ndarray:
     """``|Pearson r|`` between every SNP and its ``±window`` neighbours on the same chromosome (§4 step 2).
 
@@ -84,8 +90,9 @@ def banded_abs_r(
     block_size
         SNPs read and standardised at a time.
     dtype
-        Floating type of the computation and of the result (float32 halves memory; float64 for
-        bit-for-bit comparisons with ``np.corrcoef`` near the cut-off).
+        Floating type of the computation and of the result: float64 (default) decides pairs near the
+        cut-off as ``np.corrcoef`` does; float32 halves the memory of a full band but can flip a pair
+        within ~1e-6 of ``ld_r`` (module docstring).
 
     Returns
     -------
@@ -111,14 +118,63 @@ def banded_abs_r(
             raise ValueError("snps holds indices outside 0..M-1")
         band = np.full((n_snps, 2 * w), np.nan, dtype=dtype)
         _rows_band(g, rows, band, w=w, block_size=block_size, dtype=dtype)
-    # Pairs that do not exist: past either end of the genome (the authors' negative indices wrap
-    # around instead) or onto another chromosome (the authors' windows cross boundaries).
+    _zero_missing_pairs(band, rows, codes=codes, offsets=offsets)
+    return band
+
+
+def _zero_missing_pairs(band: np.ndarray, rows: np.ndarray, *, codes: np.ndarray, offsets: np.ndarray) -> None:
+    """Set to 0 the band entries of ``rows`` whose partner does not exist.
+
+    Past either end of the genome (the authors' negative indices wrap around instead) or onto another
+    chromosome (the authors' windows cross boundaries).
+    """
+    n_snps = band.shape[0]
     for c, d in enumerate(offsets):
         j = rows + d
         bad = (j < 0) | (j >= n_snps)
         bad[~bad] = codes[j[~bad]] != codes[rows[~bad]]
         band[rows[bad], c] = 0.0
-    return band
+
+
+class BandRows:
+    """A banded ``|r|`` (:func:`banded_abs_r`, float64) whose rows are computed on first use.
+
+    ``band`` is the ``M × 2w`` array (NaN where not computed yet); :meth:`ensure` fills the rows asked
+    for. Used to recount the LD-aware counts of a null draw whose detected SNPs differ from the
+    observed ones (``annpal-pvalues``): only a few hundred rows are ever needed.
+
+    Parameters
+    ----------
+    genotypes, chromosomes, window, block_size
+        As :func:`banded_abs_r`.
+    """
+
+    def __init__(self, genotypes: np.ndarray, *, chromosomes: np.ndarray, window: int = 20,
+                 block_size: int = 4096) -> None:
+        if genotypes.ndim != 2:
+            raise ValueError("genotypes must be a 2-D samples × SNPs matrix")
+        self.genotypes = genotypes
+        self.codes = chromosome_codes(chromosomes)
+        if self.codes.shape[0] != genotypes.shape[1]:
+            raise ValueError(f"chromosomes has {self.codes.shape[0]} labels for {genotypes.shape[1]} SNPs")
+        self.window = window
+        self.offsets = band_offsets(window)
+        self.block_size = block_size
+        self.band = np.full((genotypes.shape[1], 2 * window), np.nan, dtype=np.float64)
+        self.done = np.zeros(genotypes.shape[1], dtype=bool)
+
+    def ensure(self, snps: np.ndarray) -> np.ndarray:
+        """Compute the rows ``snps`` not computed yet; return the band."""
+        rows = np.unique(np.asarray(snps, dtype=np.int64))
+        if rows.size and (rows[0] < 0 or rows[-1] >= self.done.size):
+            raise ValueError("snps holds indices outside 0..M-1")
+        rows = rows[~self.done[rows]]
+        if rows.size:
+            _rows_band(self.genotypes, rows, self.band, w=self.window, block_size=self.block_size,
+                       dtype=np.float64)
+            _zero_missing_pairs(self.band, rows, codes=self.codes, offsets=self.offsets)
+            self.done[rows] = True
+        return self.band
 
 
 def _full_band(g: np.ndarray, *, w: int, block_size: int, dtype: type) -> np.ndarray:
