@@ -53,6 +53,7 @@ import torch
 from torch.nn import functional as F
 
 from annpal.dataset import balanced_training_index
+from annpal.device import resolve_device
 from annpal.errors import InputError
 from annpal.model import FIRST_LINEAR, AnnClassifier, ModelConfig
 from annpal.prepared import PreparedDataset
@@ -145,20 +146,6 @@ class TrainResult:
     history: pd.DataFrame
     meta: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """Turn ``auto``/``cpu``/``cuda[:i]`` into a device; ``cuda`` without CUDA is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu "
-                             "or --device auto")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise InputError(f"--device {name}: unknown device; use auto, cpu or cuda")
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -285,6 +272,261 @@ def _load_checkpoint(directory: Path, fingerprint: str) -> dict[str, Any] | None
     return state
 
 
+@dataclass
+class _Rows:
+    """Which rows a run trains on and validates on, and with which labels (see :func:`_select_rows`)."""
+
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    train_labels: np.ndarray
+    permutation: np.ndarray | None
+    balanced: np.ndarray
+    case_rows: np.ndarray
+
+
+def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_seed: int | None) -> _Rows:
+    """Training and validation rows, the (permuted, for a null model) training labels and the balanced
+    index; input errors when a split is empty or a class is missing."""
+    labels = dataset.labels.astype(np.int64)
+    train_rows = np.flatnonzero(dataset.train_mask)
+    val_rows = np.flatnonzero(dataset.val_mask)
+    if train_rows.size == 0:
+        raise InputError(f"{dataset.path or 'dataset'}: no samples with split 'train'; re-run annpal-prepare")
+    train_labels = labels[train_rows]
+    permutation = None
+    if null:
+        permutation, train_labels = permute_training_labels(train_labels, permute_seed=permute_seed)
+    if train_labels.min() == train_labels.max():
+        raise InputError(f"{dataset.path or 'dataset'}: the training rows hold only one class; both cases "
+                         "and controls are needed")
+    if val_rows.size == 0:
+        log.warning("no validation samples: validation loss and AUC will be NaN")
+    balanced = np.asarray(balanced_training_index(train_labels, seed=seed), dtype=np.int64)
+    case_rows = np.flatnonzero(labels == 1) if not null else train_rows[train_labels == 1]
+    return _Rows(train_rows, val_rows, train_labels, permutation, balanced, case_rows)
+
+
+def _run_meta(rows: _Rows, *, seed: int, null: bool, permute_seed: int | None, n_snps: int,
+              model_config: ModelConfig, train_config: TrainConfig) -> dict[str, Any]:
+    """The reproducible facts stored in ``model.pt`` (see :func:`train_model`, Returns)."""
+    return {
+        "kind": "null" if null else "real",
+        "seed": int(seed),
+        "permute_seed": None if permute_seed is None else int(permute_seed),
+        "permutation": None if rows.permutation is None else rows.permutation.tolist(),
+        "train_rows": rows.train_rows.tolist(),
+        "val_rows": rows.val_rows.tolist(),
+        "case_rows": rows.case_rows.tolist(),
+        "n_train": int(rows.train_rows.size),
+        "n_train_balanced": int(rows.balanced.size),
+        "n_val": int(rows.val_rows.size),
+        "n_snps": int(n_snps),
+        "model_config": asdict(model_config),
+        "train_config": asdict(train_config),
+    }
+
+
+@dataclass
+class _DeviceData:
+    """The run's matrices on the device: int8 genotypes (float32 copies exist one batch at a time)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    y_val_np: np.ndarray
+    balanced: torch.Tensor
+
+
+def _to_device(dataset: PreparedDataset, rows: _Rows, device: torch.device) -> _DeviceData:
+    labels = dataset.labels.astype(np.int64)
+    return _DeviceData(
+        x_train=torch.from_numpy(np.ascontiguousarray(dataset.genotypes[rows.train_rows])).to(device),
+        y_train=torch.from_numpy(rows.train_labels.astype(np.float32)).to(device),
+        x_val=torch.from_numpy(np.ascontiguousarray(dataset.genotypes[rows.val_rows])).to(device),
+        y_val=torch.from_numpy(labels[rows.val_rows].astype(np.float32)).to(device),
+        y_val_np=labels[rows.val_rows],
+        balanced=torch.from_numpy(rows.balanced).to(device),
+    )
+
+
+@dataclass
+class _Run:
+    """What changes while training: the network, its optimiser, the random streams and the history.
+
+    Everything here is saved in a checkpoint (:func:`_checkpoint_state`) and put back by
+    :func:`_restore`, so a resumed run continues exactly.
+    """
+
+    model: AnnClassifier
+    optimizer: torch.optim.Optimizer
+    noise_gen: torch.Generator
+    shuffle_rng: np.random.Generator
+    device: torch.device
+    history: list[dict[str, float]] = field(default_factory=list)
+    start_epoch: int = 0
+
+
+def _setup(model_config: ModelConfig, train_config: TrainConfig, *, seed: int, device: torch.device) -> _Run:
+    """A fresh network, optimiser and random streams for ``seed``.
+
+    Seeds torch's default generator: call inside :func:`torch.random.fork_rng`.
+    """
+    init_seed, noise_seed, shuffle_ss = _stream_seeds(seed)
+    torch.manual_seed(init_seed)
+    model = AnnClassifier(model_config).to(device)
+    # fused: one kernel over all parameters per step instead of several passes per tensor (the
+    # optimiser step reads and writes 84 M parameters × 4 state tensors at paper scale); the same
+    # Adam update up to float rounding.
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr,
+                                 weight_decay=train_config.weight_decay, fused=True)
+    noise_gen = torch.Generator(device=device)
+    noise_gen.manual_seed(noise_seed)
+    return _Run(model=model, optimizer=optimizer, noise_gen=noise_gen,
+                shuffle_rng=np.random.default_rng(shuffle_ss), device=device)
+
+
+def _checkpoint_state(run: _Run, *, fingerprint: str, epoch: int) -> dict[str, Any]:
+    """Everything :func:`_restore` needs to continue after ``epoch`` exactly as without a break."""
+    return {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "torch_cpu_rng": torch.get_rng_state(),
+        "torch_cuda_rng": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
+        "noise_rng": run.noise_gen.get_state(),
+        "shuffle_rng": json.dumps(run.shuffle_rng.bit_generator.state),
+        "history": run.history,
+    }
+
+
+def _restore(run: _Run, ckpt_dir: Path, *, fingerprint: str, epochs: int) -> None:
+    """Continue from ``ckpt_dir``'s checkpoint of this run, if there is one."""
+    state = _load_checkpoint(ckpt_dir, fingerprint)
+    if state is None:
+        return
+    start_epoch = int(state["epoch"])
+    if start_epoch > epochs:
+        raise InputError(f"{ckpt_dir / CHECKPOINT_NAME}: checkpoint is at epoch {start_epoch}, past "
+                         f"--epochs {epochs}; raise --epochs or use an empty --checkpoint-dir")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_cpu_rng"])
+    if run.device.type == "cuda":
+        torch.cuda.set_rng_state(state["torch_cuda_rng"], run.device)
+    run.noise_gen.set_state(state["noise_rng"])
+    run.shuffle_rng.bit_generator.state = json.loads(state["shuffle_rng"])
+    run.history = [dict(row) for row in state["history"]]
+    run.start_epoch = start_epoch
+    log.info("resuming from %s at epoch %d", ckpt_dir / CHECKPOINT_NAME, start_epoch)
+
+
+class DenseInputKernel:
+    """The reference batch kernel: the full ``(b, M)`` float batch with noise and dropout mask.
+
+    A batch kernel turns a batch of training rows into the first layer's pre-activations ``z (b, H1)``
+    under the recipe's input law, and back-propagates the loss into the network's parameters. The
+    training loop (:func:`_train_epoch`) sees only these two methods.
+    """
+
+    name = "dense"
+
+    def __init__(self, x_train: torch.Tensor, *, max_batch: int, input_noise: float, input_dropout: float,
+                 bf16: bool) -> None:
+        self.x_train, self.input_noise, self.p, self.bf16 = x_train, input_noise, input_dropout, bf16
+        # Preallocated buffers: fresh multi-MB tensors every step cost page faults on CPU.
+        shape, device = (max_batch, x_train.shape[1]), x_train.device
+        self.int_buf = torch.empty(shape, dtype=torch.int8, device=device)
+        self.x_buf = torch.empty(shape, device=device)
+        self.noise_buf = torch.empty(shape, device=device) if input_noise > 0 else None
+        self.mask_buf = torch.empty(shape, device=device) if input_dropout > 0 else None
+
+    def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
+                      ) -> torch.Tensor:
+        """``first_linear(dropout(x − ξ))`` for the rows ``idx`` of the training matrix (float32)."""
+        b = idx.numel()
+        x_int = torch.index_select(self.x_train, 0, idx, out=self.int_buf[:b])
+        x = self.x_buf[:b]
+        if self.noise_buf is not None:
+            xi = self.noise_buf[:b].normal_(0.0, self.input_noise, generator=generator)
+            torch.sub(x_int, xi, out=x)  # int8 − float32 → float32, one pass
+        else:
+            x.copy_(x_int)
+        if self.mask_buf is not None:
+            # The model's input Dropout, done here with the same law (zero with probability p, survivors
+            # scaled by 1/(1−p)) from a uniform draw of our generator: bernoulli_ and masked_fill_ are
+            # several times slower on CPU and dominated the step at the authors' mock scale.
+            keep = self.mask_buf[:b].uniform_(generator=generator).ge_(self.p)  # 1.0 kept, 0.0 dropped
+            x.mul_(keep).mul_(1.0 / (1.0 - self.p))
+        if not self.bf16:
+            return model.first_linear(x)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return model.first_linear(x).float()
+
+    def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` into every parameter (plain autograd)."""
+        loss.backward()
+
+
+def _train_epoch(run: _Run, kernel: DenseInputKernel, data: _DeviceData, train_config: TrainConfig
+                 ) -> float:
+    """One pass over a fresh shuffle of the balanced index; the mean of the batches' losses."""
+    order = data.balanced[torch.from_numpy(run.shuffle_rng.permutation(data.balanced.numel())).to(run.device)]
+    model, optimizer, generator = run.model, run.optimizer, run.noise_gen
+    model.train()
+    loss_sum = torch.zeros((), device=run.device)
+    n_batches = 0
+    for start in range(0, order.numel(), train_config.batch_size):
+        idx = order[start:start + train_config.batch_size]
+        # Authors' order of draws: label noise, then input noise.
+        y = data.y_train.index_select(0, idx)
+        if train_config.label_noise > 0:
+            eps = torch.randn(idx.numel(), generator=generator, device=run.device)
+            y = (y - eps.mul_(train_config.label_noise)).clamp_(0.0, 1.0)
+        z = kernel.preactivation(model, idx, generator)
+        loss = F.binary_cross_entropy(model.forward_from_preactivation(z).flatten(), y)
+        optimizer.zero_grad(set_to_none=True)
+        kernel.backward(model, loss)
+        optimizer.step()
+        loss_sum += loss.detach()
+        n_batches += 1
+    # Like the authors: training loss = mean over the epoch's batches of the batch mean loss.
+    return float(loss_sum.item()) / n_batches
+
+
+def _validate(model: AnnClassifier, data: _DeviceData, *, bf16: bool) -> tuple[float, float]:
+    """Validation loss and AUC of the whole validation set, eval mode, no noise (NaN without one)."""
+    if data.x_val.shape[0] == 0:
+        return math.nan, math.nan
+    model.eval()
+    with torch.no_grad():
+        probs = torch.cat([_forward(model, data.x_val[i:i + VAL_CHUNK].to(torch.float32), bf16=bf16)
+                           for i in range(0, data.x_val.shape[0], VAL_CHUNK)]).float()
+    return float(F.binary_cross_entropy(probs, data.y_val).item()), roc_auc(data.y_val_np, probs.cpu().numpy())
+
+
+def _fit(run: _Run, kernel: DenseInputKernel, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
+         fingerprint: str, ckpt_dir: Path | None,
+         on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> None:
+    """Epochs ``run.start_epoch + 1 … epochs``: train, validate, log, checkpoint, call back."""
+    log_every = max(1, train_config.epochs // 20)
+    for epoch in range(run.start_epoch + 1, train_config.epochs + 1):
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(run, kernel, data, train_config)
+        val_loss, val_auc = _validate(run.model, data, bf16=bf16)
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc,
+               "seconds": time.perf_counter() - t0}
+        run.history.append(row)
+        if epoch % log_every == 0 or epoch == train_config.epochs:
+            log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f (%.2f s)", epoch,
+                     train_config.epochs, train_loss, val_loss, val_auc, row["seconds"])
+        if ckpt_dir is not None and (epoch % train_config.checkpoint_every == 0 or epoch == train_config.epochs):
+            _save_checkpoint(ckpt_dir, _checkpoint_state(run, fingerprint=fingerprint, epoch=epoch))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+
+
 def train_model(
     dataset: PreparedDataset,
     *,
@@ -297,6 +539,10 @@ def train_model(
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train one network with the paper's recipe (METHOD.md §2).
+
+    The steps: :func:`_select_rows` (rows, labels, balancing), :func:`_setup` (network, optimiser,
+    random streams), :func:`_restore` (from a checkpoint), :func:`_fit` (per epoch :func:`_train_epoch`
+    with a batch kernel, :func:`_validate`, :func:`_checkpoint_state`), then the result.
 
     Parameters
     ----------
@@ -355,174 +601,37 @@ def train_model(
     if train_config.bf16 and not bf16:
         log.warning("bf16 autocast is only used on CUDA; training in float32 on %s", device)
 
-    labels = dataset.labels.astype(np.int64)
-    train_rows = np.flatnonzero(dataset.train_mask)
-    val_rows = np.flatnonzero(dataset.val_mask)
-    if train_rows.size == 0:
-        raise InputError(f"{dataset.path or 'dataset'}: no samples with split 'train'; re-run annpal-prepare")
-    train_labels = labels[train_rows]
-    permutation = None
-    if null:
-        permutation, train_labels = permute_training_labels(train_labels, permute_seed=permute_seed)
-    if train_labels.min() == train_labels.max():
-        raise InputError(f"{dataset.path or 'dataset'}: the training rows hold only one class; both cases "
-                         "and controls are needed")
-    if val_rows.size == 0:
-        log.warning("no validation samples: validation loss and AUC will be NaN")
-    balanced = np.asarray(balanced_training_index(train_labels, seed=seed), dtype=np.int64)
-    case_rows = (np.flatnonzero(labels == 1) if not null else train_rows[train_labels == 1])
-
-    meta: dict[str, Any] = {
-        "kind": "null" if null else "real",
-        "seed": int(seed),
-        "permute_seed": None if permute_seed is None else int(permute_seed),
-        "permutation": None if permutation is None else permutation.tolist(),
-        "train_rows": train_rows.tolist(),
-        "val_rows": val_rows.tolist(),
-        "case_rows": case_rows.tolist(),
-        "n_train": int(train_rows.size),
-        "n_train_balanced": int(balanced.size),
-        "n_val": int(val_rows.size),
-        "n_snps": int(dataset.n_snps),
-        "model_config": asdict(model_config),
-        "train_config": asdict(train_config),
-    }
+    rows = _select_rows(dataset, seed=seed, null=null, permute_seed=permute_seed)
+    meta = _run_meta(rows, seed=seed, null=null, permute_seed=permute_seed, n_snps=dataset.n_snps,
+                     model_config=model_config, train_config=train_config)
     fingerprint = _fingerprint(seed=seed, null=null, permute_seed=permute_seed, model_config=model_config,
                                train_config=train_config, dataset=dataset, device=device)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-
-    init_seed, noise_seed, shuffle_ss = _stream_seeds(seed)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     started = time.perf_counter()
     with _torch_threads(train_config.threads), torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(init_seed)
-        model = AnnClassifier(model_config).to(device)
-        # fused: one kernel over all parameters per step instead of several passes per tensor (the
-        # optimiser step reads and writes 84 M parameters × 4 state tensors at paper scale); the same
-        # Adam update up to float rounding.
-        optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr,
-                                     weight_decay=train_config.weight_decay, fused=True)
-        noise_gen = torch.Generator(device=device)
-        noise_gen.manual_seed(noise_seed)
-        shuffle_rng = np.random.default_rng(shuffle_ss)
-        history: list[dict[str, float]] = []
-        start_epoch = 0
+        run = _setup(model_config, train_config, seed=seed, device=device)
+        if ckpt_dir is not None:
+            _restore(run, ckpt_dir, fingerprint=fingerprint, epochs=train_config.epochs)
+        data = _to_device(dataset, rows, device)
+        kernel = DenseInputKernel(data.x_train, max_batch=min(train_config.batch_size, rows.balanced.size),
+                                  input_noise=train_config.input_noise,
+                                  input_dropout=float(model_config.input_dropout), bf16=bf16)
+        _fit(run, kernel, data, train_config, bf16=bf16, fingerprint=fingerprint, ckpt_dir=ckpt_dir,
+             on_epoch_end=on_epoch_end)
 
-        state = _load_checkpoint(ckpt_dir, fingerprint) if ckpt_dir is not None else None
-        if state is not None:
-            start_epoch = int(state["epoch"])
-            if start_epoch > train_config.epochs:
-                raise InputError(f"{ckpt_dir / CHECKPOINT_NAME}: checkpoint is at epoch {start_epoch}, past "
-                                 f"--epochs {train_config.epochs}; raise --epochs or use an empty "
-                                 "--checkpoint-dir")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_cpu_rng"])
-            if device.type == "cuda":
-                torch.cuda.set_rng_state(state["torch_cuda_rng"], device)
-            noise_gen.set_state(state["noise_rng"])
-            shuffle_rng.bit_generator.state = json.loads(state["shuffle_rng"])
-            history = [dict(row) for row in state["history"]]
-            log.info("resuming from %s at epoch %d", ckpt_dir / CHECKPOINT_NAME, start_epoch)
-
-        # The int8 matrices go to the device once; float32 copies exist only one batch at a time.
-        x_train = torch.from_numpy(np.ascontiguousarray(dataset.genotypes[train_rows])).to(device)
-        y_train = torch.from_numpy(train_labels.astype(np.float32)).to(device)
-        x_val = torch.from_numpy(np.ascontiguousarray(dataset.genotypes[val_rows])).to(device)
-        y_val = torch.from_numpy(labels[val_rows].astype(np.float32)).to(device)
-        y_val_np = labels[val_rows]
-        balanced_t = torch.from_numpy(balanced).to(device)
-        batch = train_config.batch_size
-        buf_shape = (min(batch, balanced.size), dataset.n_snps)
-        int_buf = torch.empty(buf_shape, dtype=torch.int8, device=device)
-        x_buf = torch.empty(buf_shape, device=device)
-        noise_buf = torch.empty(buf_shape, device=device) if train_config.input_noise > 0 else None
-        p_in = float(model_config.input_dropout)
-        mask_buf = torch.empty(buf_shape, device=device) if p_in > 0 else None
-        log_every = max(1, train_config.epochs // 20)
-
-        for epoch in range(start_epoch, train_config.epochs):
-            t0 = time.perf_counter()
-            order = balanced_t[torch.from_numpy(shuffle_rng.permutation(balanced.size)).to(device)]
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            n_batches = 0
-            for start in range(0, order.numel(), batch):
-                idx = order[start:start + batch]
-                b = idx.numel()
-                # Authors' order of draws: label noise, then input noise.
-                y = y_train.index_select(0, idx)
-                if train_config.label_noise > 0:
-                    eps = torch.randn(b, generator=noise_gen, device=device)
-                    y = (y - eps.mul_(train_config.label_noise)).clamp_(0.0, 1.0)
-                # Preallocated buffers: fresh multi-MB tensors every step cost page faults on CPU.
-                x_int = torch.index_select(x_train, 0, idx, out=int_buf[:b])
-                x = x_buf[:b]
-                if train_config.input_noise > 0:
-                    xi = noise_buf[:b].normal_(0.0, train_config.input_noise, generator=noise_gen)
-                    torch.sub(x_int, xi, out=x)  # int8 − float32 → float32, one pass
-                else:
-                    x.copy_(x_int)
-                if p_in > 0:
-                    # The model's input Dropout, done here with the same law (zero with probability p,
-                    # survivors scaled by 1/(1−p)) from a uniform draw of our generator: bernoulli_ and
-                    # masked_fill_ are several times slower on CPU and dominated the step at the authors'
-                    # mock scale.
-                    keep = mask_buf[:b].uniform_(generator=noise_gen).ge_(p_in)  # 1.0 kept, 0.0 dropped
-                    x.mul_(keep).mul_(1.0 / (1.0 - p_in))
-                y_hat = _forward(model, x, bf16=bf16, input_dropped=True)
-                loss = F.binary_cross_entropy(y_hat, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach()
-                n_batches += 1
-
-            model.eval()
-            with torch.no_grad():
-                probs = torch.cat([_forward(model, x_val[i:i + VAL_CHUNK].to(torch.float32), bf16=bf16)
-                                   for i in range(0, x_val.shape[0], VAL_CHUNK)]) if val_rows.size else None
-            if probs is not None:
-                val_loss = float(F.binary_cross_entropy(probs.float(), y_val).item())
-                val_auc = roc_auc(y_val_np, probs.float().cpu().numpy())
-            else:
-                val_loss = val_auc = math.nan
-            # Like the authors: training loss = mean over the epoch's batches of the batch mean loss.
-            row = {"epoch": epoch + 1, "train_loss": float(loss_sum.item()) / n_batches,
-                   "val_loss": val_loss, "val_auc": val_auc, "seconds": time.perf_counter() - t0}
-            history.append(row)
-            if (epoch + 1) % log_every == 0 or epoch + 1 == train_config.epochs:
-                log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f (%.2f s)", epoch + 1,
-                         train_config.epochs, row["train_loss"], val_loss, val_auc, row["seconds"])
-            done = epoch + 1
-            if ckpt_dir is not None and (done % train_config.checkpoint_every == 0
-                                         or done == train_config.epochs):
-                _save_checkpoint(ckpt_dir, {
-                    "fingerprint": fingerprint,
-                    "epoch": done,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "torch_cpu_rng": torch.get_rng_state(),
-                    "torch_cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "noise_rng": noise_gen.get_state(),
-                    "shuffle_rng": json.dumps(shuffle_rng.bit_generator.state),
-                    "history": history,
-                })
-            if on_epoch_end is not None:
-                on_epoch_end(done, row)
-
-    model = model.cpu().eval()
     info = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": train_config.threads or torch.get_num_threads(),
         "bf16": bf16,
-        "resumed_from_epoch": start_epoch,
+        "resumed_from_epoch": run.start_epoch,
         "seconds": time.perf_counter() - started,
     }
-    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    frame = pd.DataFrame(run.history, columns=HISTORY_COLUMNS)
     frame["epoch"] = frame["epoch"].astype(int)
-    return TrainResult(model=model, history=frame, meta=meta, info=info)
+    return TrainResult(model=run.model.cpu().eval(), history=frame, meta=meta, info=info)
 
 
-__all__ = ["TrainConfig", "TrainResult", "permute_training_labels", "resolve_device", "roc_auc", "train_model"]
+__all__ = ["DenseInputKernel", "TrainConfig", "TrainResult", "permute_training_labels", "resolve_device",
+           "roc_auc", "train_model"]
