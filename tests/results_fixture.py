@@ -186,11 +186,15 @@ def build_results(root: Path, *, gwas: bool = True, pvalues: bool = True, evalua
     if evaluation:
         edir = root / "evaluation"
         edir.mkdir()
-        pd.DataFrame({"method": ["ig", "ig", "sm", "lr", "lr"], "threshold": ["99.99", "99.95", "99.95", "1e-3", "1.7e-7"],
-                      "n_detected": [4, 6, 60, 30, 0], "n_blocks": [2, 3, 2, 10, 0], "tp": [2, 2, 1, 2, 0],
-                      "fp": [0, 1, 1, 8, 0], "precision": [1.0, 0.667, 0.5, 0.2, np.nan],
-                      "recall": [1.0, 1.0, 0.5, 1.0, 0.0], "n_causal_loci": 2}).to_csv(
-            edir / "evaluation.tsv", sep="\t", index=False)
+        # evaluation.tsv as annpal-evaluate writes it: PAL rows without and with a P threshold, LR rows
+        pd.DataFrame({"method": ["ig", "ig", "ig", "ig", "sm", "lr", "lr"],
+                      "threshold": ["99.99", "99.95", "99.99", "99.99", "99.95", None, None],
+                      "p_threshold": [None, None, "1e-3", "1.7e-7", None, "1e-3", "1.7e-7"],
+                      "n_detected": [4, 6, 4, 1, 60, 30, 0], "n_blocks": [2, 3, 2, 1, 2, 10, 0],
+                      "tp": [2, 2, 2, 1, 1, 2, 0], "fp": [0, 1, 0, 0, 1, 8, 0],
+                      "precision": [1.0, 0.667, 1.0, 1.0, 0.5, 0.2, np.nan],
+                      "recall": [1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.0], "n_causal_loci": 2}).to_csv(
+            edir / "evaluation.tsv", sep="\t", index=False, na_rep="NA")
 
     pipe = root / "pipeline"
     pipe.mkdir()

@@ -17,7 +17,7 @@ from annpal.report import plots as P
 from annpal.report.html import Section, render_page, table
 
 EXPECTED_PLOTS = {"manhattan_mas_ig", "manhattan_mas_sm", "null_fit_ig", "mas_correlation_ig", "mas_correlation_sm",
-                  "manhattan_lr", "qq_lr", "training", "precision_recall"}
+                  "manhattan_lr", "qq_lr", "training", "precision_recall", "p_threshold_panels"}
 
 
 @pytest.fixture(scope="module")

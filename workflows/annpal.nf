@@ -91,6 +91,7 @@ workflow ANNPAL {
         EVALUATE(
             SIMULATE_PHENOTYPE.out.simulation.combine(ch_dataset.map { meta, dir -> dir }),
             ch_pal_dirs,
+            ch_pvalue_dirs,
             ch_gwas
         )
         ch_versions   = ch_versions.mix(EVALUATE.out.versions)

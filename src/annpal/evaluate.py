@@ -4,7 +4,10 @@ Definitions (the paper's Results, "Simulations"; the ±50 kb window is a reconst
 parameter):
 
 * **Detected SNPs** of a method at a threshold: the PAL SNPs (``pal.tsv`` rows of that θ) for IG/SM/PM,
-  or the SNPs with Wald P ≤ t and status ``ok`` for the logistic regression (LR).
+  or the SNPs with Wald P ≤ t and status ``ok`` for the logistic regression (LR). With the AMAS P-values
+  of a method (``pvalues.tsv``), also the PAL SNPs of θ with AMAS P ≤ t, as in the paper's Fig. 2. An
+  AMAS P of 0 means "P < bound" (``p_bound`` = 1/(B·M), the smallest P a run can resolve): it counts as
+  ≤ t for every t ≥ bound and, being unknown below the bound, not for smaller t.
 * **Blocks**: detected SNPs sorted by position on each chromosome; consecutive SNPs closer than
   ``block_bp`` (strictly) join one block (single linkage, so a block can be longer than ``block_bp``).
 * A block is a **true positive** when any of its SNPs lies within ±``window_bp`` (inclusive) of a causal
@@ -33,14 +36,30 @@ from annpal.errors import InputError
 TRUTH_COLUMNS = ["SNP", "CHR", "BP", "role", "partners", "weight"]
 PAL_COLUMNS = ["threshold", "SNP", "CHR", "BP", "index", "mas_mean", "count", "amas", "pal_common"]
 GWAS_COLUMNS = ["index", "CHR", "BP", "SNP", "neg_log10_p", "status"]
-EVALUATION_COLUMNS = ["method", "threshold", "n_detected", "n_blocks", "tp", "fp", "precision", "recall",
-                      "n_causal_loci"]
+PVALUE_COLUMNS = ["threshold", "index", "p_value", "p_bound"]
+#: ``threshold`` is θ (NA for LR), ``p_threshold`` the P threshold (NA for unthresholded PAL rows).
+EVALUATION_COLUMNS = ["method", "threshold", "p_threshold", "n_detected", "n_blocks", "tp", "fp", "precision",
+                      "recall", "n_causal_loci"]
 
 
 def normalise_chrom(values: Sequence | np.ndarray | pd.Series) -> np.ndarray:
     """Chromosome labels as strings without a ``chr`` prefix (``chr1`` → ``1``, ``1.0`` stays ``1.0``)."""
     out = pd.Series(values).astype(str).str.strip()
     return out.str.replace(r"^(?i:chr)", "", regex=True).to_numpy(dtype=object)
+#: The paper's names for the two PAL thresholds (IG_strict, IG_relaxed in its Fig. 2).
+THETA_NAMES = {99.99: "strict", 99.95: "relaxed"}
+
+
+def series_label(method: str, threshold: object = None) -> str:
+    """Name of one method line of a Fig. 2-style panel: ``LR``, ``IG_strict`` (θ 99.99), ``SM θ=99.9``."""
+    try:
+        theta = float(threshold)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        theta = math.nan
+    if math.isnan(theta):
+        return method.upper()
+    name = THETA_NAMES.get(theta)
+    return f"{method.upper()}_{name}" if name else f"{method.upper()} θ={threshold}"
 
 
 @dataclass(frozen=True)
@@ -167,8 +186,41 @@ def read_truth(path: str | Path) -> pd.DataFrame:
 
 def read_pal(path: str | Path) -> pd.DataFrame:
     """PAL SNPs (``pal.tsv`` from annpal-call-pal); ``threshold`` kept as text (``99.99``)."""
-    return _read_table(path, ["threshold", "SNP", "CHR", "BP", "pal_common"], "PAL table",
+    return _read_table(path, ["threshold", "SNP", "CHR", "BP", "index", "pal_common"], "PAL table",
                        "give the pal.tsv written by annpal-call-pal", dtype={"threshold": str, "SNP": str, "CHR": str})
+
+def read_pvalues(path: str | Path) -> pd.DataFrame:
+    """AMAS P-values of one method (``pvalues.tsv`` from annpal-pvalues); ``threshold`` kept as text."""
+    fix = "give the pvalues.tsv written by annpal-pvalues"
+    table = _read_table(path, PVALUE_COLUMNS, "P-value table", fix, dtype={"threshold": str})
+    for col in ("index", "p_value", "p_bound"):
+        values = pd.to_numeric(table[col], errors="coerce")
+        if values.isna().any():
+            raise InputError(f"{path}: column {col!r} has missing or non-numeric values; {fix}")
+        table[col] = values
+    return table
+
+
+def p_at_most(p_value: np.ndarray, p_bound: np.ndarray, t: float) -> np.ndarray:
+    """AMAS P ≤ ``t``, where ``p_value == 0`` stands for "P < ``p_bound``".
+
+    A resolved P (> 0) passes when P ≤ t. "P < bound" passes for every t ≥ bound (then P < bound ≤ t);
+    below the bound the P-value is unknown and the SNP does not pass, so a threshold finer than the run
+    can resolve never credits a method with detections it cannot show.
+    """
+    p = np.asarray(p_value, dtype=float)
+    bound = np.asarray(p_bound, dtype=float)
+    return np.where(p > 0, p <= t, bound <= t)
+
+
+def _pal_p_values(pal: pd.DataFrame, pvalues: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_value, p_bound)`` of each PAL row, joined on (θ as a number, SNP index); NaN when absent."""
+    key = {(float(t), int(i)): (p, b) for t, i, p, b in zip(
+        pvalues["threshold"], pvalues["index"], pvalues["p_value"], pvalues["p_bound"], strict=True)}
+    got = [key.get((float(t), int(i)), (math.nan, math.nan)) for t, i in zip(pal["threshold"], pal["index"],
+                                                                             strict=True)]
+    return np.array([g[0] for g in got], dtype=float), np.array([g[1] for g in got], dtype=float)
+
 
 
 def read_gwas(path: str | Path) -> pd.DataFrame:
@@ -187,6 +239,11 @@ def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
         except ValueError:
             raise ValueError(f"P threshold {label!r} is not a number; give e.g. 1e-3,1e-5") from None
         if not 0 < value < 1:
+    levels: list[tuple[str | None, np.ndarray]] = [(None, np.ones(len(pal), dtype=bool))]
+    if pvalues is not None:
+        p, bound = _pal_p_values(pal, pvalues)
+        levels += [(label, p_at_most(p, bound, t)) for label, t in p_thresholds]
+    rows = []
             raise ValueError(f"P threshold {label!r} must lie in (0, 1)")
         out.append((label, value))
     if not out:
@@ -195,14 +252,17 @@ def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
 
 
 def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresholds: Sequence[str] = (),
-                 common: bool = False, window_bp: float = 50_000, block_bp: float = 100_000) -> list[dict]:
+                 common: bool = False, pvalues: pd.DataFrame | None = None,
+                 p_thresholds: Sequence[tuple[str, float]] = (), window_bp: float = 50_000,
+                 block_bp: float = 100_000) -> list[dict]:
     """Rows of ``evaluation.tsv`` for one PAL table: one per θ (``thresholds`` first, in that order, so a
-    θ without PAL SNPs still gets its row, then any other θ found in the file).
+    θ without PAL SNPs still gets its row, then any other θ found in the file), ``p_threshold`` NA.
 
-    With ``common=True`` also a ``<method>-common`` row per θ from the PAL SNPs flagged PAL-common.
+    With ``pvalues`` (the method's ``pvalues.tsv``) also one row per θ and P threshold ``t`` from the PAL
+    SNPs of θ with AMAS P ≤ t (:func:`p_at_most`); a PAL SNP without a P-value never passes.
+    With ``common=True`` every row is repeated as ``<method>-common`` from the PAL-common SNPs.
     """
     labels = list(dict.fromkeys([str(t) for t in thresholds] + pal["threshold"].astype(str).tolist()))
-    rows = []
     flags = pd.to_numeric(pal["pal_common"].astype(str).str.lower().map(
         {"1": 1, "0": 0, "true": 1, "false": 0, "1.0": 1, "0.0": 0}), errors="coerce").fillna(0).astype(bool)
     variants = [(method, np.ones(len(pal), dtype=bool))]
@@ -210,16 +270,19 @@ def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresho
         variants.append((f"{method}-common", flags.to_numpy()))
     for name, mask in variants:
         for label in labels:
-            sel = mask & (pal["threshold"].astype(str) == label).to_numpy()
-            ev = evaluate_detections(pal["CHR"][sel], pal["BP"][sel], truth["CHR"], truth["BP"],
-                                     window_bp=window_bp, block_bp=block_bp)
-            rows.append({"method": name, "threshold": label, **asdict(ev)})
+            theta = mask & (pal["threshold"].astype(str) == label).to_numpy()
+            for p_label, passes in levels:
+                sel = theta & passes
+                ev = evaluate_detections(pal["CHR"][sel], pal["BP"][sel], truth["CHR"], truth["BP"],
+                                         window_bp=window_bp, block_bp=block_bp)
+                rows.append({"method": name, "threshold": label, "p_threshold": p_label, **asdict(ev)})
     return rows
 
 
 def evaluate_gwas(gwas: pd.DataFrame, truth: pd.DataFrame, *, thresholds: Sequence[tuple[str, float]],
                   method: str = "lr", window_bp: float = 50_000, block_bp: float = 100_000) -> list[dict]:
-    """Rows of ``evaluation.tsv`` for the logistic regression: detected = status ``ok`` and P ≤ t.
+    """Rows of ``evaluation.tsv`` for the logistic regression: detected = status ``ok`` and P ≤ t
+    (``threshold`` None, ``p_threshold`` the label of t).
 
     The comparison uses ``neg_log10_p ≥ −log10 t`` so P-values below double precision still count.
     """
@@ -230,5 +293,5 @@ def evaluate_gwas(gwas: pd.DataFrame, truth: pd.DataFrame, *, thresholds: Sequen
         sel = ok & (nlp >= -math.log10(t))
         ev = evaluate_detections(gwas["CHR"][sel], gwas["BP"][sel], truth["CHR"], truth["BP"],
                                  window_bp=window_bp, block_bp=block_bp)
-        rows.append({"method": method, "threshold": label, **asdict(ev)})
+        rows.append({"method": method, "threshold": None, "p_threshold": label, **asdict(ev)})
     return rows

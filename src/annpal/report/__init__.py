@@ -371,10 +371,15 @@ def _evaluation_section(ctx: _Context) -> Section | None:
     path = ctx.results / "evaluation" / "evaluation.tsv"
     if not path.is_file():
         return None
-    ev = pd.read_csv(path, sep="\t", dtype={"threshold": str, "method": str})
+    ev = pd.read_csv(path, sep="\t", dtype={"threshold": str, "p_threshold": str, "method": str})
     body = table(ev, table_id="evaluation", sortable=True)
     if {"precision", "recall", "method", "threshold"} <= set(ev.columns) and len(ev):
-        body += ctx.add(P.plot_precision_recall(ev, out_prefix=ctx.plot_dir / "precision_recall"))
+        # bars for the PAL sets as called (no P threshold); lines against the P threshold (Fig. 2)
+        plain = ev[ev["p_threshold"].isna() & ev["threshold"].notna()] if "p_threshold" in ev else ev
+        if len(plain):
+            body += ctx.add(P.plot_precision_recall(plain, out_prefix=ctx.plot_dir / "precision_recall"))
+        if "p_threshold" in ev and ev["p_threshold"].notna().any():
+            body += ctx.add(P.plot_p_threshold_panels(ev, out_prefix=ctx.plot_dir / "p_threshold_panels"))
     return Section("evaluation", "Evaluation on the simulated phenotype", body)
 
 

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
+from annpal import evaluate
 from annpal.loci import chrom_sort_key, normalise_chrom
 
 #: Two alternating chromosome colours, then highlight colours for PAL / PAL-common / thresholds.
@@ -321,6 +322,42 @@ def plot_precision_recall(evaluation: pd.DataFrame, *, out_prefix: str | os.Path
     """Precision and recall per method and threshold on simulated data (§9)."""
     labels = [f"{m} {t}" for m, t in zip(evaluation["method"], evaluation["threshold"], strict=True)]
     prec = pd.to_numeric(evaluation["precision"], errors="coerce").to_numpy(float)
+
+
+def plot_p_threshold_panels(evaluation: pd.DataFrame, *, out_prefix: str | os.PathLike[str],
+                            title: str = "Simulation: detections against the P threshold",
+                            name: str = "p_threshold_panels") -> Plot:
+    """The paper's Fig. 2 for one scenario: precision (a) and recall (b) of each method line (LR,
+    IG_strict, IG_relaxed, ...) against the P threshold, from the ``evaluation.tsv`` rows with a
+    ``p_threshold``. A method with no detection at a threshold has no precision there (a gap)."""
+    rows = evaluation[evaluation["p_threshold"].notna()].copy()
+    labels = sorted(rows["p_threshold"].astype(str).unique(), key=lambda t: -float(t))
+    xs = {t: i for i, t in enumerate(labels)}
+    fig, axes = _new_figure(9.0, 3.6, ncols=2)
+    series = list(dict.fromkeys(zip(rows["method"].astype(str), rows["threshold"], strict=True)))
+    colours = ["#222222", *THRESHOLD_COLOURS, *CHROM_COLOURS, PAL_COMMON_COLOUR, "#8c8c8c", "#17becf"]
+    for k, (method, theta) in enumerate(series):
+        same = (rows["method"].astype(str) == method).to_numpy() & (
+            rows["threshold"].isna().to_numpy() if pd.isna(theta) else (rows["threshold"] == theta).to_numpy())
+        sub = rows[same].assign(x=lambda d: d["p_threshold"].astype(str).map(xs)).sort_values("x")
+        style = {"color": colours[k % len(colours)], "marker": "o", "ms": 4, "lw": 1.4,
+                 "ls": "-" if pd.notna(theta) else "--", "label": evaluate.series_label(method, theta)}
+        for ax, col in zip(axes, ("precision", "recall"), strict=True):
+            ax.plot(sub["x"], pd.to_numeric(sub[col], errors="coerce"), **style)
+    for ax, col, tag in zip(axes, ("precision", "recall"), ("a", "b"), strict=True):
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("P-value threshold")
+        ax.set_ylabel(col)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"({tag}) {col}", fontsize=10, loc="left")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, out_prefix, name=name, title="Precision and recall against the P threshold",
+                       caption="As the paper's Fig. 2: precision (TP blocks / blocks) and recall (causal loci "
+                               "hit / causal loci) of the logistic regression (LR, dashed) and of the PAL "
+                               "SNPs with AMAS P ≤ threshold (strict θ = 99.99, relaxed θ = 99.95). A missing "
+                               "point is a threshold with no detection (precision undefined).")
     rec = pd.to_numeric(evaluation["recall"], errors="coerce").to_numpy(float)
     fig, (ax,) = _new_figure(max(6.0, 0.45 * len(labels) + 2), 4.2)
     xs = np.arange(len(labels))

@@ -1,0 +1,77 @@
+"""Collapse measures and the --lr auto rule (annpal.collapse)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from annpal.collapse import (
+    COLLAPSE_SD_TOL, PAPER_LR_SQRT_M, auto_learning_rate, collapse_epoch, collapse_risk, collapse_summary,
+    dead_fraction, output_sd, score_with_dead_units,
+)
+from annpal.model import AnnClassifier, ModelConfig
+
+
+@pytest.mark.parametrize("sd, expected", [
+    ([0.1, 0.0, 0.1, 0.0, 0.0], 4),   # dipped at epoch 2, recovered, constant from epoch 4 on
+    ([0.0, 0.0], 1),
+    ([0.1, 0.05], None),
+    ([0.0, 0.1], None),               # recovered by the end: not collapsed
+    ([], None),
+    ([0.2, 5e-7, 1e-7], 2),           # below the 1e-6 tolerance counts as constant
+])
+def test_collapse_epoch__hand_series(sd, expected):
+    assert collapse_epoch(sd) == expected
+
+
+def test_collapse_summary__fields():
+    assert collapse_summary([0.1, 0.0]) == {"collapsed": True, "collapse_epoch": 2, "tolerance": COLLAPSE_SD_TOL}
+    assert collapse_summary([0.1, 0.2])["collapsed"] is False
+
+
+@pytest.mark.parametrize("n_snps, expected", [
+    (290_522, 1e-5),                              # the paper's own setting
+    (4 * 290_522, 0.5e-5),                        # 4x the SNPs: half the step
+    (20_000, 1e-5 * math.sqrt(290_522 / 20_000)),  # 3.81e-5
+])
+def test_auto_learning_rate__keeps_lr_sqrt_m(n_snps, expected):
+    assert auto_learning_rate(n_snps) == pytest.approx(expected, rel=1e-12)
+    assert auto_learning_rate(n_snps) * math.sqrt(n_snps) == pytest.approx(PAPER_LR_SQRT_M)
+
+
+def test_collapse_risk__flags_only_large_steps():
+    assert collapse_risk(auto_learning_rate(20_000), 20_000) is None
+    message = collapse_risk(3e-4 * 100, 20_000)
+    assert message is not None and "--lr auto" in message and "20000 SNPs" in message
+
+
+def _tiny_model(weights: list[list[float]], bias: list[float]) -> AnnClassifier:
+    torch.manual_seed(0)
+    model = AnnClassifier(ModelConfig(n_snps=2, h1=len(weights), h2=2, input_dropout=0.0)).eval()
+    with torch.no_grad():
+        model.first_linear.weight.copy_(torch.tensor(weights))
+        model.first_linear.bias.copy_(torch.tensor(bias))
+    return model
+
+
+def test_score_with_dead_units__hand_preactivations():
+    # rows x: (1, 0), (-1, 1), (0, -1); unit 0 = x1 (positive on row 0), unit 1 = -x1 - 2 (never
+    # positive), unit 2 = x2 - 0.5 (positive on row 1 only, which sits in the second chunk)
+    model = _tiny_model([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], [0.0, -2.0, -0.5])
+    x = torch.tensor([[1, 0], [-1, 1], [0, -1]], dtype=torch.int8)
+    probs, alive = score_with_dead_units(model, x, chunk=1)
+    assert alive.tolist() == [True, False, True]
+    assert dead_fraction(alive) == pytest.approx(1 / 3)
+    np.testing.assert_allclose(probs.numpy(), model(x.float()).flatten().detach().numpy(), rtol=1e-6)
+
+
+def test_score_with_dead_units__all_dead_is_constant():
+    model = _tiny_model([[1.0, 1.0], [0.5, -0.5]], [-5.0, -5.0])
+    x = torch.tensor([[1, 1], [-1, 0], [0, 1], [1, -1]], dtype=torch.int8)
+    probs, alive = score_with_dead_units(model, x)
+    assert dead_fraction(alive) == 1.0
+    assert output_sd(probs) < COLLAPSE_SD_TOL  # every output is the same sigmoid of the tail's biases
+    assert output_sd(np.array([0.2, 0.4])) == pytest.approx(0.1)
