@@ -13,13 +13,9 @@ from annpal.errors import InputError
 from annpal.loci import (
     LOCI_COLUMNS,
     call_loci,
-    chrom_sort_key,
-    clump_positions,
     find_methods,
-    format_p,
     loci_table,
     map_genes,
-    normalise_chrom,
     pal_snps,
     read_genes,
 )
@@ -28,49 +24,6 @@ from annpal.loci import (
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return build_results(tmp_path_factory.mktemp("loci") / "R")
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("1", "1"), (1, "1"), ("chr1", "1"), ("CHR7", "7"), ("chrX", "X"), ("x", "X"), ("23", "X"),
-    ("24", "Y"), ("26", "MT"), ("chrM", "MT"), ("MT", "MT"), (" chr22 ", "22"),
-])
-def test_normalise_chrom__names(name, expected):
-    assert normalise_chrom(name) == expected
-
-
-def test_chrom_sort_key__genomic_order():
-    names = ["X", "10", "2", "chr1", "MT", "22", "Y", "GL000192.1"]
-    assert sorted(names, key=chrom_sort_key) == ["chr1", "2", "10", "22", "X", "Y", "MT", "GL000192.1"]
-
-
-def test_clump_positions__gap_rule():
-    # Hand-made: gaps of 99 999 bp join, a gap of exactly 100 000 bp splits ("closer than 100 kb").
-    chrom = ["1", "1", "1", "1", "2", "1"]
-    bp = [50_000, 100, 149_999, 249_999, 100, 400_000]
-    # sorted chr1: 100, 50 000, 149 999 | 249 999 | 400 000 ; chr2: 100
-    assert clump_positions(chrom, bp, max_gap_bp=100_000).tolist() == [0, 0, 0, 1, 3, 2]
-
-
-def test_clump_positions__single_linkage_spans_beyond_gap():
-    bp = [0, 90_000, 180_000, 270_000]
-    assert clump_positions(["3"] * 4, bp).tolist() == [0, 0, 0, 0]
-
-
-def test_clump_positions__chromosome_boundary_and_prefix():
-    ids = clump_positions(["chr1", "1", "2", "chr2"], [1000, 2000, 1000, 2000])
-    assert ids.tolist() == [0, 0, 1, 1]
-
-
-def test_clump_positions__empty():
-    assert clump_positions([], []).tolist() == []
-
-
-@pytest.mark.parametrize("p, bound, text", [
-    (0.0123, None, "0.0123"), (0.0, 3.33e-5, "< 3.33e-05"), (0.0, None, "< bound"), (np.nan, None, "NA"),
-    (2.5e-8, 1e-9, "2.5e-08"),
-])
-def test_format_p__cases(p, bound, text):
-    assert format_p(p, bound) == text
 
 
 def _pal(rows):

@@ -22,7 +22,6 @@ from annpal.null import (
     fit_null,
     fit_tail,
     null_amas_draws,
-    p_text,
     rank_match,
     rank_orders,
 )
@@ -248,11 +247,6 @@ def test_count_greater__matches_loop() -> None:
     queries = np.array([-1.0, 0.0, 5.0, 5.5, 19.0, 30.0, 5.0])
     np.testing.assert_array_equal(count_greater(values, queries), [np.sum(values > q) for q in queries])
     assert count_greater(values, np.array([])).size == 0
-
-
-def test_p_text__zero_gives_bound() -> None:
-    assert p_text(0.0, 1 / (100 * 290522)) == "< 3.44e-08"
-    assert p_text(0.00123456, 1e-8) == "0.001235"
 
 
 def test_authors_reference__sanity() -> None:

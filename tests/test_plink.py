@@ -108,20 +108,6 @@ def test_lazy_genotypes__reads_requested_columns(fileset):
     np.testing.assert_array_equal(got, np.where(np.isnan(sub), 0, sub - 1))
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("1", "1"), ("chr1", "1"), ("CHR22", "22"), ("01", "1"), ("23", "X"), ("x", "X"), ("chrX", "X"),
-    ("24", "Y"), ("25", "XY"), ("26", "MT"), ("M", "MT"), ("chrM", "MT"), ("0", "0"), ("scaffold_7", "scaffold_7"),
-])
-def test_normalise_chromosome__names(raw, expected):
-    assert plink.normalise_chromosome(pd.Series([raw])).iloc[0] == expected
-
-
-def test_chromosome_sort_key__order():
-    names = pd.Series(["X", "10", "2", "MT", "1", "Y", "contig", "0", "22", "XY"])
-    order = np.argsort(plink.chromosome_sort_key(names), kind="stable")
-    assert names.iloc[order].tolist() == ["1", "2", "10", "22", "X", "Y", "XY", "MT", "contig", "0"]
-
-
 def test_make_unique_ids__duplicates_and_missing():
     ids = pd.Series(["rs1", "rs2", "rs1", ".", "rs1", "rs1_dup2"])
     chrom = pd.Series(["1", "1", "2", "3", "4", "5"])

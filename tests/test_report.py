@@ -133,14 +133,6 @@ def test_cumulative_positions__order_and_offsets():
     assert centres[0] == 100.0
 
 
-def test_lambda_gc__matches_chi2_median():
-    rng = np.random.default_rng(0)
-    z = rng.normal(0, 1.1, 5001)
-    p = 2 * stats.norm.sf(np.abs(z))
-    expected = np.median(z ** 2) / 0.4549364231195724
-    assert P.lambda_gc(p) == pytest.approx(expected, rel=1e-6)
-
-
 def test_tail_qq__exact_half_normal_is_identity():
     sigma = 0.3
     x = stats.halfnorm.ppf((np.arange(200_000) + 0.5) / 200_000, scale=sigma)

@@ -42,12 +42,11 @@ import yaml
 
 import annpal
 from annpal.errors import InputError
+from annpal.genome import chromosome_rank, normalise_chromosome
 from annpal.loci import (
     LOCI_COLUMNS,
-    chrom_sort_key,
     find_methods,
     method_loci,
-    normalise_chrom,
     pal_snps,
     read_genes,
     read_pvalues,
@@ -78,7 +77,7 @@ def is_rsid(snp: object) -> bool:
 
 def query_id(snp: object, chrom: object, bp: int) -> str:
     """LDlink query form of a variant: its rsID, else ``chrN:pos``."""
-    return str(snp).strip() if is_rsid(snp) else f"chr{normalise_chrom(chrom)}:{int(bp)}"
+    return str(snp).strip() if is_rsid(snp) else f"chr{normalise_chromosome(chrom)}:{int(bp)}"
 
 
 def chunk(items: Sequence[str], size: int = LDTRAIT_MAX_VARIANTS) -> list[list[str]]:
@@ -103,7 +102,7 @@ def ldtrait_sets(pal: pd.DataFrame, *, method: str, build: str,
     """
     out: dict[str, list[str]] = {}
     for th, g in pal.groupby("threshold", sort=False):
-        g = g.assign(_k=[chrom_sort_key(c) for c in g["CHR"]]).sort_values(["_k", "BP"], kind="stable")
+        g = g.assign(_k=chromosome_rank(g["CHR"])).sort_values(["_k", "BP"], kind="stable")
         ids = list(dict.fromkeys(query_id(s, c, b) for s, c, b in zip(g["SNP"], g["CHR"], g["BP"], strict=True)))
         parts = chunk(ids, max_per_file)
         for k, part in enumerate(parts, start=1):
@@ -125,7 +124,7 @@ def fuma_leads(loci: pd.DataFrame) -> pd.DataFrame:
 
 def ssf_chromosome(name: object) -> int | str:
     """GWAS-SSF chromosome code: 1-22, X = 23, Y = 24, MT = 25 (PLINK XY → 23)."""
-    c = normalise_chrom(name)
+    c = normalise_chromosome(name)
     if c.isdigit():
         return int(c)
     return _SSF_CHROM.get(c, c)
@@ -201,11 +200,7 @@ def build_sumstats(gwas: pd.DataFrame, methods: dict[str, pd.DataFrame]) -> pd.D
         frame = methods[method]
         for col in ("mas", "amas", "amas_p"):
             out[f"{col}_{method}"] = frame[col].reindex(index).to_numpy()
-    # Sort key per distinct chromosome name only (a handful), then one vectorised lexsort.
-    uniq, inverse = np.unique(gwas["CHR"].astype(str).to_numpy(), return_inverse=True)
-    rank_of = np.empty(len(uniq), dtype=np.int64)
-    rank_of[sorted(range(len(uniq)), key=lambda i: chrom_sort_key(uniq[i]))] = np.arange(len(uniq))
-    order = np.lexsort((out["base_pair_location"].to_numpy(), rank_of[inverse.ravel()]))
+    order = np.lexsort((out["base_pair_location"].to_numpy(), chromosome_rank(gwas["CHR"])))
     return out.iloc[order].reset_index(drop=True)
 
 

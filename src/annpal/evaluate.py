@@ -18,7 +18,8 @@ parameter):
   loci. Causal SNPs closer to each other than the window are still separate loci: one detected block
   may hit several.
 
-Chromosome names are compared after dropping a leading ``chr`` (``chr1`` = ``1``).
+Chromosome names are compared after :func:`annpal.genome.normalise_chromosome` (``chr1`` = ``1``,
+``23`` = ``X``); blocks are :func:`annpal.genome.clump` groups.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from annpal.errors import InputError
+from annpal.genome import clump, normalise_chromosomes
 
 TRUTH_COLUMNS = ["SNP", "CHR", "BP", "role", "partners", "weight"]
 PAL_COLUMNS = ["threshold", "SNP", "CHR", "BP", "index", "mas_mean", "count", "amas", "pal_common"]
@@ -42,10 +44,6 @@ EVALUATION_COLUMNS = ["method", "threshold", "p_threshold", "n_detected", "n_blo
                       "recall", "n_causal_loci"]
 
 
-def normalise_chrom(values: Sequence | np.ndarray | pd.Series) -> np.ndarray:
-    """Chromosome labels as strings without a ``chr`` prefix (``chr1`` → ``1``, ``1.0`` stays ``1.0``)."""
-    out = pd.Series(values).astype(str).str.strip()
-    return out.str.replace(r"^(?i:chr)", "", regex=True).to_numpy(dtype=object)
 #: The paper's names for the two PAL thresholds (IG_strict, IG_relaxed in its Fig. 2).
 THETA_NAMES = {99.99: "strict", 99.95: "relaxed"}
 
@@ -74,28 +72,6 @@ class Evaluation:
     recall: float
     n_causal_loci: int
     n_causal_hit: int
-
-
-def detection_blocks(chrom: np.ndarray, bp: np.ndarray, *, block_bp: float) -> np.ndarray:
-    """Block id per detected SNP: same chromosome and a gap < ``block_bp`` to the previous SNP.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 block ids ``0..n_blocks-1`` in the input order (blocks numbered by chromosome, position).
-    """
-    chrom = normalise_chrom(chrom)
-    bp = np.asarray(bp, dtype=np.int64)
-    n = bp.size
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
-    order = np.lexsort((bp, chrom))
-    c, b = chrom[order], bp[order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = (c[1:] != c[:-1]) | ((b[1:] - b[:-1]) >= block_bp)
-    ids = np.empty(n, dtype=np.int64)
-    ids[order] = np.cumsum(new) - 1
-    return ids
 
 
 def _nearest_distance(chrom: np.ndarray, bp: np.ndarray, ref_chrom: np.ndarray, ref_bp: np.ndarray) -> np.ndarray:
@@ -135,9 +111,9 @@ def evaluate_detections(det_chrom: Sequence | np.ndarray, det_bp: Sequence | np.
     Evaluation
         ``precision`` is NaN when nothing is detected, ``recall`` NaN without causal loci.
     """
-    dc, db = normalise_chrom(det_chrom), np.asarray(det_bp, dtype=np.int64)
-    cc, cb = normalise_chrom(causal_chrom), np.asarray(causal_bp, dtype=np.int64)
-    blocks = detection_blocks(dc, db, block_bp=block_bp)
+    dc, db = normalise_chromosomes(det_chrom), np.asarray(det_bp, dtype=np.int64)
+    cc, cb = normalise_chromosomes(causal_chrom), np.asarray(causal_bp, dtype=np.int64)
+    blocks = clump(dc, db, max_gap_bp=block_bp)
     n_blocks = int(blocks.max() + 1) if blocks.size else 0
     near = _nearest_distance(dc, db, cc, cb) <= window_bp
     tp_blocks = np.zeros(n_blocks, dtype=bool)
@@ -180,7 +156,7 @@ def read_truth(path: str | Path) -> pd.DataFrame:
     bp = pd.to_numeric(truth["BP"], errors="coerce")
     if bp.isna().any():
         raise InputError(f"{path}: column 'BP' has missing or non-numeric positions; {fix}")
-    truth = truth.assign(CHR=normalise_chrom(truth["CHR"]), BP=bp.astype(np.int64))
+    truth = truth.assign(CHR=normalise_chromosomes(truth["CHR"]), BP=bp.astype(np.int64))
     return truth.drop_duplicates(subset=["SNP"]).reset_index(drop=True)
 
 
@@ -188,6 +164,30 @@ def read_pal(path: str | Path) -> pd.DataFrame:
     """PAL SNPs (``pal.tsv`` from annpal-call-pal); ``threshold`` kept as text (``99.99``)."""
     return _read_table(path, ["threshold", "SNP", "CHR", "BP", "index", "pal_common"], "PAL table",
                        "give the pal.tsv written by annpal-call-pal", dtype={"threshold": str, "SNP": str, "CHR": str})
+
+
+def read_gwas(path: str | Path) -> pd.DataFrame:
+    """Logistic regression results (``gwas.tsv`` from annpal-gwas)."""
+    return _read_table(path, GWAS_COLUMNS, "GWAS table", "give the gwas.tsv written by annpal-gwas",
+                       dtype={"SNP": str, "CHR": str, "status": str})
+
+
+def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
+    """``"1e-3,1.7e-7"`` → ``[("1e-3", 0.001), ("1.7e-7", 1.7e-07)]``; labels kept as written."""
+    out = []
+    for part in text.split(","):
+        label = part.strip()
+        try:
+            value = float(label)
+        except ValueError:
+            raise ValueError(f"P threshold {label!r} is not a number; give e.g. 1e-3,1e-5") from None
+        if not 0 < value < 1:
+            raise ValueError(f"P threshold {label!r} must lie in (0, 1)")
+        out.append((label, value))
+    if not out:
+        raise ValueError("no P threshold given")
+    return out
+
 
 def read_pvalues(path: str | Path) -> pd.DataFrame:
     """AMAS P-values of one method (``pvalues.tsv`` from annpal-pvalues); ``threshold`` kept as text."""
@@ -222,35 +222,6 @@ def _pal_p_values(pal: pd.DataFrame, pvalues: pd.DataFrame) -> tuple[np.ndarray,
     return np.array([g[0] for g in got], dtype=float), np.array([g[1] for g in got], dtype=float)
 
 
-
-def read_gwas(path: str | Path) -> pd.DataFrame:
-    """Logistic regression results (``gwas.tsv`` from annpal-gwas)."""
-    return _read_table(path, GWAS_COLUMNS, "GWAS table", "give the gwas.tsv written by annpal-gwas",
-                       dtype={"SNP": str, "CHR": str, "status": str})
-
-
-def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
-    """``"1e-3,1.7e-7"`` → ``[("1e-3", 0.001), ("1.7e-7", 1.7e-07)]``; labels kept as written."""
-    out = []
-    for part in text.split(","):
-        label = part.strip()
-        try:
-            value = float(label)
-        except ValueError:
-            raise ValueError(f"P threshold {label!r} is not a number; give e.g. 1e-3,1e-5") from None
-        if not 0 < value < 1:
-    levels: list[tuple[str | None, np.ndarray]] = [(None, np.ones(len(pal), dtype=bool))]
-    if pvalues is not None:
-        p, bound = _pal_p_values(pal, pvalues)
-        levels += [(label, p_at_most(p, bound, t)) for label, t in p_thresholds]
-    rows = []
-            raise ValueError(f"P threshold {label!r} must lie in (0, 1)")
-        out.append((label, value))
-    if not out:
-        raise ValueError("no P threshold given")
-    return out
-
-
 def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresholds: Sequence[str] = (),
                  common: bool = False, pvalues: pd.DataFrame | None = None,
                  p_thresholds: Sequence[tuple[str, float]] = (), window_bp: float = 50_000,
@@ -268,6 +239,11 @@ def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresho
     variants = [(method, np.ones(len(pal), dtype=bool))]
     if common:
         variants.append((f"{method}-common", flags.to_numpy()))
+    levels: list[tuple[str | None, np.ndarray]] = [(None, np.ones(len(pal), dtype=bool))]
+    if pvalues is not None:
+        p, bound = _pal_p_values(pal, pvalues)
+        levels += [(label, p_at_most(p, bound, t)) for label, t in p_thresholds]
+    rows = []
     for name, mask in variants:
         for label in labels:
             theta = mask & (pal["threshold"].astype(str) == label).to_numpy()

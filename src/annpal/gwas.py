@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import special
 
 from annpal.errors import InputError
+from annpal.genome import format_neg_log10_p
 
 STATUS_OK = "ok"
 STATUS_NOT_CONVERGED = "not_converged"
@@ -368,19 +369,6 @@ def wald_neg_log10_p(z: np.ndarray) -> np.ndarray:
     return -wald_log_p(z) / math.log(10.0)
 
 
-def format_p(neg_log10_p: float) -> str:
-    """Text for a P-value given its −log10, never rounding a tiny P to 0 (``1.234e-512``)."""
-    if not np.isfinite(neg_log10_p):
-        return "NA"
-    if neg_log10_p < 300:
-        return f"{10.0 ** -neg_log10_p:.6g}"
-    exponent = math.floor(-neg_log10_p)
-    mantissa = 10.0 ** (-neg_log10_p - exponent)
-    if mantissa >= 9.999995:  # rounding would print 10.00000
-        mantissa, exponent = 1.0, exponent + 1
-    return f"{mantissa:.6g}e{exponent:+04d}".replace("e+", "e")
-
-
 def lambda_gc(z: np.ndarray) -> float:
     """Genomic inflation factor ``median(z²) / 0.4549`` (chi-square 1 df median); NaN if empty."""
     z = np.asarray(z, dtype=np.float64)
@@ -671,13 +659,13 @@ def logistic_gwas(
 def gwas_table(variants: pd.DataFrame, result: GwasResult) -> pd.DataFrame:
     """The ``gwas.tsv`` table: ``index CHR BP SNP A1 A2 beta se z p_value neg_log10_p af n status``.
 
-    ``p_value`` is text (see :func:`format_p`) so P-values below 1e−308 are not printed as 0.
+    ``p_value`` is text (see :func:`annpal.genome.format_neg_log10_p`) so P-values below 1e−308 are not printed as 0.
     """
     table = variants[["index", "CHR", "BP", "SNP", "A1", "A2"]].copy().reset_index(drop=True)
     table["beta"] = result.beta
     table["se"] = result.se
     table["z"] = result.z
-    table["p_value"] = [format_p(v) for v in result.neg_log10_p]
+    table["p_value"] = [format_neg_log10_p(v) for v in result.neg_log10_p]
     table["neg_log10_p"] = result.neg_log10_p
     table["af"] = result.af
     table["n"] = result.n

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from annpal.errors import InputError
+from annpal.genome import clump, format_p, normalise_chromosome
+from annpal.results import as_bool
 
 log = logging.getLogger(__name__)
 
@@ -37,79 +39,6 @@ PAL_SNP_COLUMNS = ["threshold", "index", "SNP", "CHR", "BP", "amas", "p_value", 
 #: ``genes`` value when no gene annotation was given / when it was given but no gene is near.
 NO_GENE_FILE, NO_GENE_NEAR = "NA", "."
 
-# PLINK's numeric codes for the non-autosomes, so "23" in a bim and "X" in a GTF name the same thing.
-_PLINK_CODES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}
-_CHROM_ORDER = {"X": 23, "Y": 24, "XY": 25, "MT": 26}
-
-
-def normalise_chrom(name: object) -> str:
-    """Chromosome name without a ``chr`` prefix, upper case, PLINK codes 23-26 and ``M`` as X/Y/XY/MT.
-
-    ``"chr1"``, ``"1"`` and ``1`` all give ``"1"``; ``"chrX"`` and ``"23"`` give ``"X"``.
-    """
-    text = str(name).strip()
-    if text.lower().startswith("chr"):
-        text = text[3:]
-    text = text.upper()
-    return _PLINK_CODES.get(text, text)
-
-
-def chrom_sort_key(name: object) -> tuple[int, str]:
-    """Sort key putting chromosomes in genomic order: 1, 2, …, 22, X, Y, XY, MT, then others by name."""
-    c = normalise_chrom(name)
-    if c.isdigit():
-        return int(c), ""
-    return _CHROM_ORDER.get(c, 1000), c
-
-
-def clump_positions(chrom: Sequence[object], bp: Sequence[int], *, max_gap_bp: int = 100_000) -> np.ndarray:
-    """Locus number (0-based, numbered in genomic order) of each SNP; input order is kept.
-
-    SNPs on one chromosome join a locus when the gap to the previous SNP (sorted by position) is
-    strictly smaller than ``max_gap_bp`` (METHOD.md §6: "closer than 100 kb").
-
-    Parameters
-    ----------
-    chrom, bp
-        Chromosome and base-pair position of each SNP (any order).
-    max_gap_bp
-        Largest gap, exclusive, between neighbouring SNPs of one locus.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 locus number per input SNP.
-    """
-    chrom_n = [normalise_chrom(c) for c in chrom]
-    pos = np.asarray(bp, dtype=np.int64)
-    n = len(chrom_n)
-    if pos.shape != (n,):
-        raise ValueError("chrom and bp must have the same length")
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = sorted(range(n), key=lambda i: (chrom_sort_key(chrom_n[i]), int(pos[i]), i))
-    out = np.empty(n, dtype=np.int64)
-    locus = -1
-    prev_chrom, prev_bp = None, 0
-    for i in order:
-        if chrom_n[i] != prev_chrom or int(pos[i]) - prev_bp >= max_gap_bp:
-            locus += 1
-        out[i] = locus
-        prev_chrom, prev_bp = chrom_n[i], int(pos[i])
-    return out
-
-
-def format_p(p_value: float, p_bound: float | None = None) -> str:
-    """Text form of an AMAS P-value: ``"< bound"`` for 0 (METHOD.md §5.3, never "0"), ``NA`` if missing."""
-    if p_value is None or not np.isfinite(p_value):
-        return "NA"
-    if p_value <= 0:
-        if p_bound is not None and np.isfinite(p_bound) and p_bound > 0:
-            return f"< {p_bound:.3g}"
-        return "< bound"
-    return f"{p_value:.3g}"
-
-
 def call_loci(pal: pd.DataFrame, *, max_gap_bp: int = 100_000) -> pd.DataFrame:
     """Group the PAL SNPs of one method and threshold into loci and pick their lead SNPs.
 
@@ -119,7 +48,7 @@ def call_loci(pal: pd.DataFrame, *, max_gap_bp: int = 100_000) -> pd.DataFrame:
         One row per PAL SNP with columns ``SNP CHR BP amas`` and optionally ``p_value p_bound p_text``
         (missing P-values sort after every present one, so the lead is then the largest AMAS).
     max_gap_bp
-        See :func:`clump_positions`.
+        See :func:`annpal.genome.clump`.
 
     Returns
     -------
@@ -136,7 +65,7 @@ def call_loci(pal: pd.DataFrame, *, max_gap_bp: int = 100_000) -> pd.DataFrame:
         if col not in df:
             df[col] = np.nan
     df["p_value"] = pd.to_numeric(df["p_value"], errors="coerce")
-    df["_locus"] = clump_positions(df["CHR"].tolist(), df["BP"].to_numpy(), max_gap_bp=max_gap_bp)
+    df["_locus"] = clump(df["CHR"].to_numpy(), df["BP"].to_numpy(), max_gap_bp=max_gap_bp)
     rows = []
     for locus_id, group in df.groupby("_locus", sort=True):
         g = group.sort_values("BP", kind="stable")
@@ -147,7 +76,7 @@ def call_loci(pal: pd.DataFrame, *, max_gap_bp: int = 100_000) -> pd.DataFrame:
         p = float(lead["p_value"])
         text = lead.get("p_text") if "p_text" in g else None
         if not isinstance(text, str) or not text or text == "nan":
-            text = format_p(p, float(lead["p_bound"]) if pd.notna(lead["p_bound"]) else None)
+            text = format_p(p, bound=float(lead["p_bound"]) if pd.notna(lead["p_bound"]) else None)
         rows.append({
             "locus": int(locus_id) + 1,
             "chr": str(lead["CHR"]),
@@ -202,7 +131,7 @@ def read_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``chrom start end name`` with ``chrom`` normalised by :func:`normalise_chrom`.
+        ``chrom start end name`` with ``chrom`` normalised by :func:`annpal.genome.normalise_chromosome`.
 
     Raises
     ------
@@ -225,13 +154,13 @@ def read_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
                         continue
                     attrs = dict(_GTF_ATTR.findall(f[8]))
                     name = attrs.get("gene_name") or attrs.get("Name") or attrs.get("gene_id") or attrs.get("ID")
-                    records.append((normalise_chrom(f[0]), int(f[3]), int(f[4]), name or "."))
+                    records.append((normalise_chromosome(f[0]), int(f[3]), int(f[4]), name or "."))
                 else:
                     if len(f) < 4:
                         f = line.split()
                     if len(f) < 4:
                         raise ValueError("fewer than 4 columns (chrom start end name)")
-                    records.append((normalise_chrom(f[0]), int(f[1]) + 1, int(f[2]), f[3]))
+                    records.append((normalise_chromosome(f[0]), int(f[1]) + 1, int(f[2]), f[3]))
             except ValueError as exc:
                 kind = "GTF" if gtf else "BED"
                 raise InputError(
@@ -263,7 +192,7 @@ def map_genes(loci: pd.DataFrame, genes: pd.DataFrame, *, window_bp: int = 100_0
     by_chrom = {c: g.sort_values(["start", "end", "name"]) for c, g in genes.groupby("chrom")}
     out = []
     for chrom, start, end in zip(loci["chr"], loci["start"], loci["end"], strict=True):
-        g = by_chrom.get(normalise_chrom(chrom))
+        g = by_chrom.get(normalise_chromosome(chrom))
         if g is None:
             out.append(NO_GENE_NEAR)
             continue
@@ -293,13 +222,6 @@ def threshold_value(label: object) -> float:
         return float(label)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _as_bool(series: pd.Series) -> np.ndarray:
-    if series.dtype == bool:
-        return series.to_numpy()
-    text = series.astype(str).str.strip().str.lower()
-    return text.isin(["true", "1", "1.0", "yes"]).to_numpy()
 
 
 def score_thresholds(scores: pd.DataFrame) -> list[str]:
@@ -358,7 +280,7 @@ def pal_snps(results: str | os.PathLike[str], method: str, *, scores: pd.DataFra
         thresholds = score_thresholds(scores)
         for th in thresholds:
             col = f"pal_{th}"
-            mask = _as_bool(scores[col]) if col in scores else np.zeros(len(scores), bool)
+            mask = as_bool(scores[col]) if col in scores else np.zeros(len(scores), bool)
             sub = scores.loc[mask, ["index", "SNP", "CHR", "BP", f"amas_{th}"]].rename(columns={f"amas_{th}": "amas"})
             sub.insert(0, "threshold", th)
             frames.append(sub)
@@ -399,7 +321,7 @@ def loci_table(results: str | os.PathLike[str], *, methods: Iterable[str] | None
     methods
         Methods to include (default: every one under ``R/pal``).
     max_gap_bp
-        Locus gap (see :func:`clump_positions`).
+        Locus gap (see :func:`annpal.genome.clump`).
     genes, gene_window_bp
         Optional gene table (:func:`read_genes`) and flank for :func:`map_genes`; without genes the
         ``genes`` column is ``NA``.

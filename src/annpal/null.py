@@ -1,8 +1,12 @@
 """Null distribution of MAS and rank-matched P-values for AMAS (METHOD.md §5; paper Algorithm 1).
 
-* :func:`fit_halfnorm` — half-normal with loc 0 on the pooled null MAS, MLE ``σ = sqrt(mean x²)``.
-  The authors call ``halfnorm.fit(x)`` with a free loc (which lands on ``min(x)``); the paper's null
-  is a half-normal at 0, so loc is fixed at 0 here.
+* :func:`fit_halfnorm` — half-normal on the pooled null MAS. ``loc="zero"`` (default, the paper's
+  text): MLE with loc 0, ``σ = sqrt(mean x²)``. ``loc="free"`` (the authors' ``7_get_amas_pvals.py``):
+  ``halfnorm.fit(x)`` with a free loc, whose MLE is ``loc = min(x)``, ``σ = sqrt(mean (x − min x)²)``;
+  the authors then *sample* ``halfnorm.rvs(scale=σ)`` with loc 0, and so does :func:`amas_pvalues`
+  with either σ. :func:`fit_halfnorm_both` gives both.
+* :func:`null_pool` — drops degenerate null models (every attribution zero: a flat MAS row) from the
+  pool before the fit; refuses when more than half of them are degenerate.
 * :func:`fit_null` — the half-normal fit plus a comparison of six families on the upper tail (top
   ``tail_fraction``), AIC/BIC, a warning when the half-normal is clearly not the best supported, QQ and
   histogram data for the report.
@@ -30,7 +34,9 @@ the top ``n`` positions of the observed row, where ``n`` is the number of values
 Whenever ``n`` is the same for the draw and the observed row (always, unless the observed MAS has ties at
 the cut), the detected sets, their LD expansion and the counts ``c`` are the observed ones; only ``μ``
 and ``T`` change. :func:`amas_pvalues` checks ``n`` for every row, threshold and draw, and recounts
-through ``recount`` (or flags the draw as inexact) when it differs.
+through ``recount`` (or flags the draw as inexact) when it differs. The detected set of a matched row
+is always the first ``n`` positions of the observed order, so a recount depends on the vector of
+``n`` alone and is made once per distinct vector.
 """
 
 from __future__ import annotations
@@ -49,8 +55,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "TAIL_DISTRIBUTIONS",
+    "HALFNORM_LOCS",
     "TailFit",
     "NullFit",
+    "NullPool",
+    "null_pool",
+    "fit_halfnorm_both",
     "PvalueResult",
     "fit_halfnorm",
     "fit_tail",
@@ -60,23 +70,81 @@ __all__ = [
     "count_greater",
     "null_amas_draws",
     "amas_pvalues",
-    "p_text",
 ]
 
 TAIL_DISTRIBUTIONS = ("halfnorm", "genpareto", "gamma", "expon", "weibull_min", "lognorm")
 
 
-def fit_halfnorm(x: np.ndarray) -> float:
-    """MLE scale of a half-normal with loc 0: ``σ = sqrt(mean(x²))`` (§5 step 1).
+HALFNORM_LOCS = ("zero", "free")
 
-    Equals ``scipy.stats.halfnorm.fit(x, floc=0)[1]``.
-    """
+
+def _null_values(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.size == 0 or not np.all(np.isfinite(x)):
         raise ValueError("null MAS must be a non-empty array of finite values")
     if np.any(x < 0):
         raise ValueError("null MAS must be non-negative (attribution scores are absolute values)")
-    return float(np.sqrt(np.mean(x * x)))
+    return x
+
+
+def fit_halfnorm_both(x: np.ndarray) -> dict[str, float]:
+    """Both half-normal MLEs of the pooled null MAS (§5 step 1).
+
+    Returns ``{"sigma_zero", "sigma_free", "loc_free"}``: loc fixed at 0, ``σ = sqrt(mean x²)``
+    (``scipy.stats.halfnorm.fit(x, floc=0)``); and loc free, ``loc = min(x)``,
+    ``σ = sqrt(mean (x − loc)²)``, the closed form that ``scipy.stats.halfnorm.fit(x)`` returns (scipy
+    ≥ 1.12; the authors' scipy 1.8 reached the same maximum numerically, within ~1e-4 relative).
+    """
+    x = _null_values(x)
+    loc = float(np.min(x))
+    return {"sigma_zero": float(np.sqrt(np.mean(x * x))),
+            "sigma_free": float(np.sqrt(np.mean((x - loc) ** 2))), "loc_free": loc}
+
+
+def fit_halfnorm(x: np.ndarray, *, loc: str = "zero") -> float:
+    """Half-normal scale σ of the pooled null MAS (§5 step 1); ``loc`` is ``"zero"`` or ``"free"``.
+
+    ``"zero"``: MLE with loc 0, ``σ = sqrt(mean(x²))`` = ``scipy.stats.halfnorm.fit(x, floc=0)[1]``.
+    ``"free"``: the scale of ``scipy.stats.halfnorm.fit(x)`` (loc free), as the authors' script; the
+    null draws use it with loc 0, as their ``halfnorm.rvs(scale=σ)``.
+    """
+    if loc not in HALFNORM_LOCS:
+        raise ValueError(f"loc must be one of {', '.join(HALFNORM_LOCS)}, got {loc!r}")
+    return fit_halfnorm_both(x)[f"sigma_{loc}"]
+
+
+@dataclass(frozen=True)
+class NullPool:
+    """The null models that enter the pooled fit, and the degenerate ones left out (§5 step 1)."""
+
+    mas: np.ndarray  #: K0' × M rows kept
+    kept: np.ndarray  #: row indices kept
+    degenerate: np.ndarray  #: row indices left out
+
+
+def null_pool(null_mas: np.ndarray, *, flagged: np.ndarray | None = None) -> NullPool:
+    """Leave degenerate null models out of the null pool (§5 step 1).
+
+    A degenerate model (dead network: every attribution 0) has a flat MAS row (uniform ``1/M`` from
+    :mod:`annpal.attribution.mas`). Pooled, one flat row in ten lowers σ by about 2 % and makes tail
+    P-values anti-conservative, so such rows never enter the fit. A row is degenerate when it is
+    flagged (``models.tsv`` column ``degenerate``) or constant.
+
+    Raises
+    ------
+    ValueError
+        More than half of the null models are degenerate: the remaining ones are too few and the
+        training recipe is evidently failing on permuted labels.
+    """
+    null_mas = np.asarray(null_mas, dtype=np.float64)
+    dead = np.ptp(null_mas, axis=1) == 0
+    if flagged is not None:
+        dead |= np.asarray(flagged, dtype=bool)
+    n, n_dead = dead.size, int(dead.sum())
+    if 2 * n_dead > n:
+        raise ValueError(f"{n_dead} of {n} null models are degenerate (dead networks: every attribution 0, "
+                         f"MAS flat), more than half, so the null distribution cannot be estimated")
+    return NullPool(mas=null_mas[~dead], kept=np.flatnonzero(~dead), degenerate=np.flatnonzero(dead))
 
 
 @dataclass(frozen=True)
@@ -107,10 +175,13 @@ class NullFit:
     warning: str | None
     qq: dict[str, list[float]] = field(default_factory=dict)
     histogram: dict[str, list[float]] = field(default_factory=dict)
+    halfnorm_loc: str = "zero"  #: which fit gave ``sigma`` (:data:`HALFNORM_LOCS`)
+    sigmas: dict[str, float] = field(default_factory=dict)  #: :func:`fit_halfnorm_both`
 
     def to_json(self) -> dict[str, object]:
         return {
-            "sigma": self.sigma, "n": self.n, "tail_fraction": self.tail_fraction,
+            "sigma": self.sigma, "halfnorm_loc": self.halfnorm_loc, **self.sigmas,
+            "n": self.n, "tail_fraction": self.tail_fraction,
             "tail_threshold": self.tail_threshold, "n_tail": self.n_tail, "best": self.best,
             "best_bic": self.best_bic, "halfnorm_is_best": self.best == "halfnorm",
             "halfnorm_delta_aic": self.delta_aic,
@@ -194,8 +265,11 @@ def _thin(n: int, *, keep_top: int = 200, spread: int = 1000) -> np.ndarray:
 
 
 def fit_null(null_mas: np.ndarray, *, tail_fraction: float = 0.1, aic_tolerance: float = 2.0,
-             aic_per_value: float = 1e-3, bins: int = 200) -> NullFit:
+             aic_per_value: float = 1e-3, bins: int = 200, halfnorm_loc: str = "zero") -> NullFit:
     """Half-normal null fit, tail comparison, warning, QQ and histogram data (§5 step 1).
+
+    ``halfnorm_loc`` chooses σ (:func:`fit_halfnorm`); both σ are recorded in ``sigmas``, and the tail
+    start value, QQ and histogram use the chosen one.
 
     ``best`` is the family with the lowest AIC. The warning is raised when the half-normal's AIC exceeds
     the best one by more than ``max(aic_tolerance, aic_per_value · n_tail)``:
@@ -215,7 +289,10 @@ def fit_null(null_mas: np.ndarray, *, tail_fraction: float = 0.1, aic_tolerance:
     at 0.99, 0.999 and 0.9999 (1 when calibrated, > 1 for a heavier tail).
     """
     x = np.asarray(null_mas, dtype=np.float64).ravel()
-    sigma = fit_halfnorm(x)
+    if halfnorm_loc not in HALFNORM_LOCS:
+        raise ValueError(f"halfnorm_loc must be one of {', '.join(HALFNORM_LOCS)}, got {halfnorm_loc!r}")
+    sigmas = fit_halfnorm_both(x)
+    sigma = sigmas[f"sigma_{halfnorm_loc}"]
     u, fits = fit_tail(x, tail_fraction=tail_fraction, sigma=sigma)
     by_aic = min(fits, key=lambda f: f.aic)
     by_bic = min(fits, key=lambda f: f.bic)
@@ -243,6 +320,7 @@ def fit_null(null_mas: np.ndarray, *, tail_fraction: float = 0.1, aic_tolerance:
             "quantile_ratio": dict(zip(["0.99", "0.999", "0.9999"], ratio.tolist(), strict=True))},
         histogram={"edges": edges.tolist(), "density": density.tolist(), "pdf_x": grid.tolist(),
                    "pdf_y": stats.halfnorm.pdf(grid, scale=sigma).tolist()},
+        halfnorm_loc=halfnorm_loc, sigmas=sigmas,
     )
 
 
@@ -297,11 +375,6 @@ class PvalueResult:
         return self.exceed / (self.n_draws * self.n_snps)
 
 
-def p_text(p: float, bound: float) -> str:
-    """A P-value for people: ``"< bound"`` when it is 0 (never "0")."""
-    return f"< {bound:.3g}" if p == 0 else f"{p:.4g}"
-
-
 DrawSource = Callable[[int, tuple[int, int]], np.ndarray] | np.ndarray
 
 
@@ -340,6 +413,7 @@ def null_amas_draws(
     rng = np.random.default_rng(seed)
     orders = rank_orders(mas)
     n_obs = [np.array([detect(row, theta=theta).size for row in mas]) for _, theta in thresholds]
+    recounted: dict[tuple[int, ...], np.ndarray] = {}  # detected sets depend on n_b alone (docstring)
 
     for b in range(n_draws):
         if draws is None:
@@ -364,7 +438,11 @@ def null_amas_draws(
             if not np.array_equal(n_b, n):
                 # The shortcut does not hold for this draw: detect again (full recomputation).
                 if recount is not None:
-                    c_b = np.asarray(recount([detect(row, theta=theta) for row in matched]), dtype=np.int64)
+                    key = tuple(int(v) for v in n_b)
+                    if key not in recounted:
+                        recounted[key] = np.asarray(recount([detect(row, theta=theta) for row in matched]),
+                                                    dtype=np.int64)
+                    c_b = recounted[key]
                 else:
                     exact = False
             amas_b, _, _ = amas_from_counts(mu_b, c_b, theta=theta, n_models=n_models)

@@ -13,9 +13,9 @@ fix.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,15 @@ import numpy as np
 import pandas as pd
 
 from annpal.errors import InputError
+from annpal.genome import normalise_chromosomes
+from annpal.io.blocks import (
+    DEFAULT_CHUNK_BYTES,
+    GenotypeBlockStats,
+    GenotypeSource,
+    chunk_size,  # noqa: F401  (re-exported)
+    encode_block,  # noqa: F401  (re-exported)
+    stream_genotypes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +41,6 @@ FAM_COLUMNS = ["FID", "IID", "PAT", "MAT", "SEX", "PHENO"]
 BIM_COLUMNS = ["CHR", "SNP", "CM", "BP", "A1", "A2"]
 #: bed-reader's int8 value for a missing call.
 BED_MISSING_INT8 = -127
-#: PLINK's numeric codes for non-autosomal chromosomes.
-PLINK_CHROM_CODES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT", "XY": "XY", "X": "X", "Y": "Y",
-                     "MT": "MT"}
-_DEFAULT_CHUNK_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -139,28 +144,6 @@ def read_fam(path: str | os.PathLike[str]) -> pd.DataFrame:
     return _read_whitespace_table(Path(path), FAM_COLUMNS)
 
 
-def normalise_chromosome(values: pd.Series) -> pd.Series:
-    """Chromosome names as annpal writes them: ``1``..``22`` for autosomes, ``X Y XY MT`` otherwise.
-
-    A ``chr`` prefix is dropped and PLINK's numeric codes 23-26 become X, Y, XY, MT; other names
-    (contigs, ``0`` = unplaced) are kept as given.
-    """
-    return values.astype(str).map({name: _chromosome_name(name) for name in pd.unique(values.astype(str))})
-
-
-def _chromosome_name(name: str) -> str:
-    text = re.sub(r"^chr", "", name.strip(), flags=re.IGNORECASE)
-    if text.isdigit():
-        text = str(int(text))
-    return PLINK_CHROM_CODES.get(text.upper(), text)
-
-
-def is_autosome(chrom: pd.Series) -> np.ndarray:
-    """True for chromosomes 1-22 (as returned by :func:`normalise_chromosome`)."""
-    numeric = pd.to_numeric(chrom, errors="coerce")
-    return ((numeric >= 1) & (numeric <= 22)).to_numpy()
-
-
 def read_bim(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a .bim: ``CHR SNP CM BP A1 A2`` with ``CHR`` normalised and ``BP`` as int64.
 
@@ -176,20 +159,8 @@ def read_bim(path: str | os.PathLike[str]) -> pd.DataFrame:
         line = int(np.flatnonzero(bp.isna() | (bp % 1 != 0))[0]) + 1
         raise InputError(f"{path}: line {line} has a non-integer position (column 4); fix or regenerate the .bim")
     bim["BP"] = bp.astype(np.int64)
-    bim["CHR"] = normalise_chromosome(bim["CHR"])
+    bim["CHR"] = normalise_chromosomes(bim["CHR"])
     return bim
-
-
-def chromosome_sort_key(chrom: pd.Series) -> np.ndarray:
-    """Sort rank of chromosome names: 1..22 numerically, then X, Y, XY, MT, then others by name."""
-    numeric = pd.to_numeric(chrom, errors="coerce")
-    special = {"X": 23, "Y": 24, "XY": 25, "MT": 26}
-    others = sorted(set(chrom[numeric.isna() & ~chrom.isin(list(special))]))
-    other_rank = {name: 27 + k for k, name in enumerate(others)}
-    rank = numeric.where(numeric.notna(), chrom.map({**special, **other_rank}))
-    # numeric names outside 1-22 (e.g. 0 = unplaced) go last
-    rank = rank.where(~(numeric.notna() & ((numeric < 1) | (numeric > 22))), 1000 + numeric.fillna(0))
-    return rank.to_numpy(dtype=np.float64)
 
 
 def make_unique_ids(ids: pd.Series, chrom: pd.Series, bp: pd.Series) -> tuple[pd.Series, int, int]:
@@ -216,14 +187,41 @@ def make_unique_ids(ids: pd.Series, chrom: pd.Series, bp: pd.Series) -> tuple[pd
     return ids, int(missing.sum()), int(dup.sum())
 
 
-@dataclass
-class GenotypeBlockStats:
-    """Integer statistics gathered while reading (over the samples read, missing calls excluded)."""
+class BedSource(GenotypeSource):
+    """A PLINK 1 file set as a :class:`~annpal.io.blocks.GenotypeSource` (A1 counted, −127 missing)."""
 
-    snp_missing: np.ndarray  # missing calls per SNP
-    snp_sum: np.ndarray  # sum of (A1 count − 1) over called genotypes per SNP
-    snp_hom: np.ndarray  # homozygous calls per SNP (value ±1)
-    sample_missing: np.ndarray  # missing calls per sample
+    format = "bfile"
+    missing_code = BED_MISSING_INT8
+
+    def __init__(self, fileset: PlinkFileset, *, num_threads: int | None = None):
+        self.fileset = fileset
+        self.path = fileset.bed
+        self.sample_file = fileset.fam
+        self._read = _block_reader(fileset, num_threads)
+
+    @functools.cached_property
+    def samples(self) -> pd.DataFrame:  # type: ignore[override]
+        return read_fam(self.fileset.fam)
+
+    @functools.cached_property
+    def variants(self) -> pd.DataFrame:  # type: ignore[override]
+        return read_bim(self.fileset.bim)
+
+    @property
+    def n_samples(self) -> int:
+        return self.fileset.n_samples
+
+    @property
+    def n_snps(self) -> int:
+        return self.fileset.n_snps
+
+    def read_block(self, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+        self._read(rows, cols, out)
+
+
+def open_bfile(prefix: str | os.PathLike[str], *, num_threads: int | None = None) -> BedSource:
+    """:func:`open_fileset` (all checks) as a block-streaming genotype source."""
+    return BedSource(open_fileset(prefix), num_threads=num_threads)
 
 
 def _block_reader(fileset: PlinkFileset, num_threads: int | None):
@@ -256,111 +254,20 @@ def _block_reader(fileset: PlinkFileset, num_threads: int | None):
     return read
 
 
-def chunk_size(n_samples: int, *, chunk_bytes: int = _DEFAULT_CHUNK_BYTES) -> int:
-    """SNPs per block so that one int8 block is about ``chunk_bytes``."""
-    return max(1, chunk_bytes // max(1, n_samples))
-
-
-def encode_block(block: np.ndarray, *, scratch: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """In place: bed-reader int8 A1 counts (0/1/2, −127 missing) → −1/0/1 with missing → 0.
-
-    ``block`` is samples × SNPs, C- or F-contiguous. Returns per-SNP missing counts, per-sample missing
-    counts, per-SNP sums of the encoded values and per-SNP homozygous-call counts, all from integer
-    arithmetic on the block. ``scratch`` (int8, at least ``block.size`` elements) avoids allocating
-    temporaries for every block.
-    """
-    n, w = block.shape
-    transposed = block.flags.f_contiguous and not block.flags.c_contiguous
-    b = block.T if transposed else block  # C-contiguous: (SNPs × samples) or (samples × SNPs)
-    if not b.flags.c_contiguous:
-        raise ValueError("encode_block needs a C- or F-contiguous block")
-    snp_axis = 0 if transposed else 1
-    buf = np.empty(b.size, dtype=np.int8) if scratch is None else scratch.reshape(-1)[: b.size]
-    mask = buf.view(np.bool_).reshape(b.shape)
-    np.equal(b, BED_MISSING_INT8, out=mask)
-    snp_missing = np.zeros(w, dtype=np.int64)
-    sample_missing = np.zeros(n, dtype=np.int64)
-    flat = np.flatnonzero(mask)
-    if len(flat):
-        # Missing calls are rare: index them instead of reducing a full boolean block twice.
-        i, j = np.divmod(flat, b.shape[1])
-        snp_idx, sample_idx = (i, j) if transposed else (j, i)
-        snp_missing = np.bincount(snp_idx, minlength=w).astype(np.int64)
-        sample_missing = np.bincount(sample_idx, minlength=n).astype(np.int64)
-        b[i, j] = 1  # count 1 - 1 = 0: the heterozygous, allele-neutral value (METHOD §1)
-    np.subtract(b, 1, out=b)
-    reduce_axis = 1 - snp_axis
-    snp_sum = b.sum(axis=reduce_axis, dtype=np.int32).astype(np.int64)
-    absolute = buf.reshape(b.shape)
-    np.abs(b, out=absolute)
-    snp_hom = absolute.sum(axis=reduce_axis, dtype=np.int32).astype(np.int64)
-    return snp_missing, sample_missing, snp_sum, snp_hom
-
-
-def _copy_tiled(src: np.ndarray, dst: np.ndarray, *, tile: int = 512) -> None:
-    """``dst[...] = src`` in square tiles: an F-ordered block into a C-ordered matrix transposes the
-    memory layout, and tiles keep both sides in cache (about 3× faster than one strided copy)."""
-    n, w = src.shape
-    for a in range(0, n, tile):
-        for b in range(0, w, tile):
-            dst[a:a + tile, b:b + tile] = src[a:a + tile, b:b + tile]
-
-
 def read_genotypes(
     fileset: PlinkFileset,
     *,
     sample_index: np.ndarray | None = None,
     snp_index: np.ndarray | None = None,
     num_threads: int | None = None,
-    chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> tuple[np.ndarray, GenotypeBlockStats]:
-    """Read genotypes as a C-ordered int8 matrix (samples × SNPs) of −1/0/1, missing → 0 (METHOD §1).
+    """Genotypes of a PLINK file set as a C-ordered int8 matrix (samples × SNPs) of −1/0/1, missing → 0.
 
-    Blocks of SNPs are read in the .bed's own SNP-major layout into one reused F-ordered buffer
-    (bed-reader's fastest path), encoded and counted there (per-SNP reductions are then contiguous),
-    and copied into the preallocated result; memory beyond the result is two block buffers.
-
-    Parameters
-    ----------
-    fileset
-        From :func:`open_fileset`.
-    sample_index, snp_index
-        Rows of the .fam and rows of the .bim to read, in the order wanted (default: all, file order).
-    num_threads
-        bed-reader threads (``None`` or 0: all cores).
-    chunk_bytes
-        Size of one block of SNPs processed at a time; bounds the memory used beyond the result.
-
-    Returns
-    -------
-    genotypes, stats
-        The matrix and integer per-SNP / per-sample statistics over the samples read.
+    :func:`annpal.io.blocks.stream_genotypes` on a :class:`BedSource`; see there for the parameters.
     """
-    rows = np.arange(fileset.n_samples) if sample_index is None else np.asarray(sample_index)
-    cols = np.arange(fileset.n_snps) if snp_index is None else np.asarray(snp_index)
-    rows, cols = rows.astype(np.intp, copy=False), cols.astype(np.intp, copy=False)
-    n, m = len(rows), len(cols)
-    out = np.empty((n, m), dtype=np.int8)
-    stats = GenotypeBlockStats(snp_missing=np.zeros(m, np.int64), snp_sum=np.zeros(m, np.int64),
-                               snp_hom=np.zeros(m, np.int64), sample_missing=np.zeros(n, np.int64))
-    if n == 0 or m == 0:
-        return out, stats
-    step = min(chunk_size(n, chunk_bytes=chunk_bytes), m)
-    block_buffer = np.empty(n * step, dtype=np.int8)
-    scratch = np.empty(n * step, dtype=np.int8)
-    read = _block_reader(fileset, num_threads)
-    for start in range(0, m, step):
-        stop = min(start + step, m)
-        block = block_buffer[: n * (stop - start)].reshape((n, stop - start), order="F")
-        read(rows, np.ascontiguousarray(cols[start:stop]), block)
-        snp_missing, sample_missing, snp_sum, snp_hom = encode_block(block, scratch=scratch)
-        stats.snp_missing[start:stop] = snp_missing
-        stats.sample_missing += sample_missing
-        stats.snp_sum[start:stop] = snp_sum
-        stats.snp_hom[start:stop] = snp_hom
-        _copy_tiled(block, out[:, start:stop])
-    return out, stats
+    return stream_genotypes(BedSource(fileset, num_threads=num_threads), sample_index=sample_index,
+                            snp_index=snp_index, chunk_bytes=chunk_bytes)
 
 
 def read_columns(fileset: PlinkFileset, snp_index: np.ndarray, *, sample_index: np.ndarray | None = None,

@@ -25,9 +25,11 @@ import yaml
 
 import annpal
 from annpal.errors import InputError
+from annpal.gwas import lambda_gc
 from annpal.loci import find_methods, loci_table, read_scores, score_thresholds, threshold_value
 from annpal.report import plots as P
 from annpal.report.html import Section, bullet_list, esc, figure, key_value_table, render_page, table
+from annpal.results import as_bool
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +197,8 @@ def _methods_section(ctx: _Context) -> Section | None:
             ths = score_thresholds(scores)
             rows = []
             for th in ths:
-                n_pal = int(P._bool(scores[f"pal_{th}"]).sum()) if f"pal_{th}" in scores else 0
-                n_common = int(P._bool(scores[f"pal_common_{th}"]).sum()) if f"pal_common_{th}" in scores else 0
+                n_pal = int(as_bool(scores[f"pal_{th}"]).sum()) if f"pal_{th}" in scores else 0
+                n_common = int(as_bool(scores[f"pal_common_{th}"]).sum()) if f"pal_common_{th}" in scores else 0
                 rows.append({"threshold θ": th, "T = percentile(mean MAS, θ)": float(np.percentile(
                     scores["mas_mean"].to_numpy(float), threshold_value(th))), "PAL SNPs": n_pal,
                     "PAL-common SNPs": n_common})
@@ -302,7 +304,9 @@ def _lr_section(ctx: _Context) -> Section | None:
     gwas = pd.read_csv(gdir / "gwas.tsv", sep="\t", dtype={"CHR": str, "SNP": str})
     meta = _read_json(gdir / "gwas.json", ctx) or {}
     lam = meta.get("lambda_gc")
-    lam = float(lam) if lam is not None else P.lambda_gc(gwas["p_value"].to_numpy(float))
+    if lam is None and {"z", "status"} <= set(gwas.columns):
+        lam = lambda_gc(pd.to_numeric(gwas["z"], errors="coerce")[gwas["status"] == "ok"].to_numpy(float))
+    lam = float(lam) if lam is not None else float("nan")
     if np.isfinite(lam) and lam > LAMBDA_WARN:
         ctx.warnings.append(f"LR comparator: λGC = {lam:.3f} > {LAMBDA_WARN} (inflation; check population "
                             "structure or the number of PCs)")

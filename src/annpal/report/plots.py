@@ -20,7 +20,9 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from annpal import evaluate
-from annpal.loci import chrom_sort_key, normalise_chrom
+from annpal.genome import normalise_chromosomes, sorted_chromosomes
+from annpal.gwas import lambda_gc
+from annpal.results import as_bool
 
 #: Two alternating chromosome colours, then highlight colours for PAL / PAL-common / thresholds.
 CHROM_COLOURS = ("#4c72b0", "#9fb5d5")
@@ -68,9 +70,9 @@ def cumulative_positions(chrom: Sequence[object], bp: Sequence[int], *, gap: flo
         x per SNP, the chromosome rank per SNP (for alternating colours), the chromosome labels in
         order and their tick positions.
     """
-    names = np.array([normalise_chrom(c) for c in chrom], dtype=object)
+    names = normalise_chromosomes(chrom)
     pos = np.asarray(bp, dtype=float)
-    order = sorted(set(names.tolist()), key=chrom_sort_key)
+    order = sorted_chromosomes(names)
     spans = {c: (pos[names == c].min(), pos[names == c].max()) for c in order}
     total = sum(hi - lo + 1 for lo, hi in spans.values()) or 1.0
     pad = gap * total / max(len(order), 1)
@@ -120,13 +122,13 @@ def plot_mas_manhattan(scores: pd.DataFrame, *, method: str, thresholds: Sequenc
         ax.axhline(np.percentile(y, float(th)), color=colour, lw=0.9, ls="--", label=f"T at θ = {th}")
         col = f"pal_{th}"
         if col in scores:
-            mask = _bool(scores[col])
+            mask = as_bool(scores[col])
             ax.scatter(x[mask], y[mask], s=22, facecolors="none", edgecolors=colour, linewidths=1.1,
                        label=f"PAL θ = {th} ({int(mask.sum())})")
     common = np.zeros(len(scores), bool)
     for th in ordered:
         if f"pal_common_{th}" in scores:
-            common |= _bool(scores[f"pal_common_{th}"])
+            common |= as_bool(scores[f"pal_common_{th}"])
     if common.any():
         ax.scatter(x[common], y[common], s=40, marker="D", facecolors="none", edgecolors=PAL_COMMON_COLOUR,
                    linewidths=1.0, label=f"PAL-common ({int(common.sum())})")
@@ -138,21 +140,6 @@ def plot_mas_manhattan(scores: pd.DataFrame, *, method: str, thresholds: Sequenc
     return save_figure(fig, out_prefix, name=f"manhattan_mas_{method}", title=f"{method.upper()} Manhattan (mean MAS)",
                        caption="Mean MAS per SNP along the genome. Dashed lines: percentile thresholds T; open "
                                "circles: PAL at each θ; diamonds: PAL-common (detected by every model).")
-
-
-def _bool(series: pd.Series) -> np.ndarray:
-    if series.dtype == bool:
-        return series.to_numpy()
-    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"]).to_numpy()
-
-
-def lambda_gc(p_values: np.ndarray) -> float:
-    """Genomic inflation λGC = median χ²₁ statistic / its expected median (0.4549)."""
-    p = np.asarray(p_values, dtype=float)
-    p = p[np.isfinite(p) & (p > 0) & (p <= 1)]
-    if p.size == 0:
-        return float("nan")
-    return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
 
 
 def plot_lr_manhattan(gwas: pd.DataFrame, *, lambda_value: float | None,
@@ -192,7 +179,7 @@ def plot_lr_qq(p_values: np.ndarray, *, lambda_value: float | None, out_prefix: 
                         -np.log10(stats.beta.ppf(0.975, i, n - i + 1)), color="grey", alpha=0.2, lw=0)
     ax.set_xlabel("expected −log10 P")
     ax.set_ylabel("observed −log10 P")
-    lam = lambda_value if lambda_value is not None else lambda_gc(p)
+    lam = lambda_value if lambda_value is not None else lambda_gc(stats.norm.isf(p / 2))
     ax.set_title(f"LR QQ plot, λGC = {lam:.3f}" if np.isfinite(lam) else "LR QQ plot")
     return save_figure(fig, out_prefix, name="qq_lr", title="LR comparator QQ plot",
                        caption="Observed against expected P-values under the null, with a 95 % band; λGC is "
@@ -322,6 +309,19 @@ def plot_precision_recall(evaluation: pd.DataFrame, *, out_prefix: str | os.Path
     """Precision and recall per method and threshold on simulated data (§9)."""
     labels = [f"{m} {t}" for m, t in zip(evaluation["method"], evaluation["threshold"], strict=True)]
     prec = pd.to_numeric(evaluation["precision"], errors="coerce").to_numpy(float)
+    rec = pd.to_numeric(evaluation["recall"], errors="coerce").to_numpy(float)
+    fig, (ax,) = _new_figure(max(6.0, 0.45 * len(labels) + 2), 4.2)
+    xs = np.arange(len(labels))
+    ax.bar(xs - 0.2, np.nan_to_num(prec), width=0.4, color=CHROM_COLOURS[0], label="precision")
+    ax.bar(xs + 0.2, np.nan_to_num(rec), width=0.4, color=THRESHOLD_COLOURS[1], label="recall")
+    ax.set_xticks(xs, labels, rotation=60, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction")
+    ax.set_title("Simulation: precision and recall")
+    ax.legend(fontsize=8, frameon=False)
+    return save_figure(fig, out_prefix, name="precision_recall", title="Precision and recall",
+                       caption="Precision (true-positive blocks / blocks) and recall (causal loci hit / causal "
+                               "loci) per method and threshold on the simulated phenotype.")
 
 
 def plot_p_threshold_panels(evaluation: pd.DataFrame, *, out_prefix: str | os.PathLike[str],
@@ -358,16 +358,3 @@ def plot_p_threshold_panels(evaluation: pd.DataFrame, *, out_prefix: str | os.Pa
                                "hit / causal loci) of the logistic regression (LR, dashed) and of the PAL "
                                "SNPs with AMAS P ≤ threshold (strict θ = 99.99, relaxed θ = 99.95). A missing "
                                "point is a threshold with no detection (precision undefined).")
-    rec = pd.to_numeric(evaluation["recall"], errors="coerce").to_numpy(float)
-    fig, (ax,) = _new_figure(max(6.0, 0.45 * len(labels) + 2), 4.2)
-    xs = np.arange(len(labels))
-    ax.bar(xs - 0.2, np.nan_to_num(prec), width=0.4, color=CHROM_COLOURS[0], label="precision")
-    ax.bar(xs + 0.2, np.nan_to_num(rec), width=0.4, color=THRESHOLD_COLOURS[1], label="recall")
-    ax.set_xticks(xs, labels, rotation=60, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("fraction")
-    ax.set_title("Simulation: precision and recall")
-    ax.legend(fontsize=8, frameon=False)
-    return save_figure(fig, out_prefix, name="precision_recall", title="Precision and recall",
-                       caption="Precision (true-positive blocks / blocks) and recall (causal loci hit / causal "
-                               "loci) per method and threshold on the simulated phenotype.")

@@ -1,0 +1,35 @@
+"""The torch device a command runs on, from its ``--device`` option (one resolver for every command)."""
+
+from __future__ import annotations
+
+import torch
+
+from annpal.errors import InputError
+
+#: Values of ``--device``; ``cuda:<i>`` picks one GPU.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``auto``/``cpu``/``cuda[:i]`` into a device.
+
+    Parameters
+    ----------
+    name
+        ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:<i>``.
+
+    Raises
+    ------
+    InputError
+        ``cuda`` on a machine without a visible CUDA device, or an unknown name.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu "
+                             "or --device auto")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise InputError(f"--device {name}: unknown device; use auto, cpu or cuda")
