@@ -60,10 +60,36 @@ def test_merge_mas__sorts_by_seed(runner, tmp_path) -> None:
     assert matrix.dtype == np.float64 and matrix.shape == (3, 50)
     np.testing.assert_array_equal(matrix, mas[[1, 2, 0]])
     models = pd.read_csv(tmp_path / "X" / "models.tsv", sep="\t")
-    assert list(models.columns) == ["row", "seed", "kind", "method", "degenerate"]
-    assert models.degenerate.tolist() == [0, 0, 0]
+    assert list(models.columns) == ["row", "seed", "kind", "method", "degenerate", "collapsed", "collapse_epoch",
+                                    "collapsed_models"]
+    assert models.degenerate.tolist() == [0, 0, 0] and models.collapsed.tolist() == [0, 0, 0]
     assert models.seed.tolist() == [2, 5, 7] and set(models.kind) == {"real"} and set(models.method) == {"ig"}
     assert versions.read_text().startswith('"MERGE_MAS":')
+
+
+@pytest.mark.parametrize(("policy", "rows", "excluded"), [
+    ("exclude", [2, 7], [5]),
+    ("keep", [2, 5, 7], []),
+])
+def test_merge_mas__collapsed_models(runner, tmp_path, policy: str, rows: list, excluded: list) -> None:
+    mas = mas_rows(3, 50, seed=0, hot=(10,))
+    folders = [write_attr(tmp_path / f"a{s}", seed=s, mas=mas[i]) for i, s in enumerate([7, 2, 5])]
+    attr = json.loads((folders[2] / "attr.json").read_text())
+    (folders[2] / "attr.json").write_text(json.dumps({**attr, "collapsed": True, "collapse_epoch": 12}))
+    result = runner.invoke(load_bin("annpal-merge-mas"),
+                           ["--method", "ig", "--kind", "real", "--collapsed-models", policy,
+                            "--out-dir", str(tmp_path / "X"), *map(str, folders)])
+    assert result.exit_code == 0, result.output
+    models = pd.read_csv(tmp_path / "X" / "models.tsv", sep="\t")
+    gone = pd.read_csv(tmp_path / "X" / "excluded.tsv", sep="\t")
+    assert models.seed.tolist() == rows and models.row.tolist() == list(range(len(rows)))
+    assert gone.seed.tolist() == excluded and set(models.collapsed_models) == {policy}
+    by_seed = {7: mas[0], 2: mas[1], 5: mas[2]}
+    np.testing.assert_array_equal(np.load(tmp_path / "X" / "mas_matrix.npy"), np.stack([by_seed[s] for s in rows]))
+    if policy == "exclude":
+        assert gone.collapse_epoch.tolist() == [12]
+    else:
+        assert models.loc[models.seed == 5, "collapse_epoch"].tolist() == [12]
 
 
 @pytest.mark.parametrize(("second", "message"), [

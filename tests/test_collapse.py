@@ -10,7 +10,7 @@ import torch
 
 from annpal.collapse import (
     COLLAPSE_SD_TOL, PAPER_LR_SQRT_M, auto_learning_rate, collapse_epoch, collapse_risk, collapse_summary,
-    dead_fraction, output_sd, score_with_dead_units,
+    dead_fraction, models_to_merge, output_sd, score_with_dead_units,
 )
 from annpal.model import AnnClassifier, ModelConfig
 
@@ -75,3 +75,19 @@ def test_score_with_dead_units__all_dead_is_constant():
     assert dead_fraction(alive) == 1.0
     assert output_sd(probs) < COLLAPSE_SD_TOL  # every output is the same sigmoid of the tail's biases
     assert output_sd(np.array([0.2, 0.4])) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("collapsed, policy, keep, applied", [
+    ([False, True, False], "exclude", [True, False, True], "exclude"),
+    ([False, True, False], "keep", [True, True, True], "keep"),
+    ([False, False], "exclude", [True, True], "exclude"),
+    ([True, True], "exclude", [True, True], "keep (all collapsed)"),
+])
+def test_models_to_merge__policies(collapsed, policy, keep, applied):
+    mask, used = models_to_merge(collapsed, policy=policy)
+    assert mask.tolist() == keep and used == applied
+
+
+def test_models_to_merge__unknown_policy():
+    with pytest.raises(ValueError, match="unknown policy 'drop'"):
+        models_to_merge([True], policy="drop")

@@ -117,8 +117,44 @@ def collapse_summary(val_output_sd: Sequence[float], *, tol: float = COLLAPSE_SD
     return {"collapsed": epoch is not None, "collapse_epoch": epoch, "tolerance": tol}
 
 
+#: What happens to collapsed models at the MAS merge (``--collapsed-models``).
+COLLAPSED_MODEL_POLICIES = ("exclude", "keep")
+
+
+def models_to_merge(collapsed: Sequence[bool], *, policy: str) -> tuple[np.ndarray, str]:
+    """Which models enter the MAS matrix under ``--collapsed-models`` (default ``exclude``).
+
+    Why exclude by default: a collapsed network's output does not depend on the genotypes, so its
+    attributions are zero and its MAS uniform by construction; it carries no evidence. Kept, it still
+    counts in K, so every count ``c_i/K`` and hence every AMAS above the threshold shrinks by the
+    share of dead models, and PAL-common (``c_i = K``) becomes empty; in the null pool its flat row would
+    distort the half-normal fit. Excluding it is what a user would do by hand after seeing the report.
+    When every model of the group collapsed there is nothing left to exclude to: all are kept (and the
+    returned policy says so), the run goes on and its report shows the warning.
+
+    Returns
+    -------
+    keep, applied
+        Boolean mask over the models, and the policy applied (``"exclude"``, ``"keep"`` or
+        ``"keep (all collapsed)"``).
+
+    Raises
+    ------
+    ValueError
+        An unknown policy.
+    """
+    if policy not in COLLAPSED_MODEL_POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(COLLAPSED_MODEL_POLICIES)}")
+    collapsed = np.asarray(collapsed, dtype=bool)
+    if policy == "keep" or not collapsed.any():
+        return np.ones(collapsed.size, dtype=bool), policy
+    if collapsed.all():
+        return np.ones(collapsed.size, dtype=bool), "keep (all collapsed)"
+    return ~collapsed, policy
+
+
 __all__ = [
-    "COLLAPSE_RISK_LR_SQRT_M", "COLLAPSE_SD_TOL", "PAPER_LR", "PAPER_LR_SQRT_M", "PAPER_N_SNPS",
+    "COLLAPSED_MODEL_POLICIES", "COLLAPSE_RISK_LR_SQRT_M", "models_to_merge", "COLLAPSE_SD_TOL", "PAPER_LR", "PAPER_LR_SQRT_M", "PAPER_N_SNPS",
     "auto_learning_rate", "collapse_epoch", "collapse_risk", "collapse_summary", "dead_fraction",
     "output_sd", "score_with_dead_units",
 ]

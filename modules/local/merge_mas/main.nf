@@ -34,6 +34,6 @@ process MERGE_MAS {
     """
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
     mkdir -p ${meta.id}
-    touch ${meta.id}/mas_matrix.npy ${meta.id}/models.tsv versions.yml
+    touch ${meta.id}/mas_matrix.npy ${meta.id}/models.tsv ${meta.id}/excluded.tsv versions.yml
     """
 }
