@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib import metadata
@@ -12,11 +13,14 @@ _PACKAGES = ("torch", "captum", "numpy", "scipy", "pandas", "bed-reader", "stats
 def versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
     """Return ``{name: version}`` for annpal, Python and the given installed packages.
 
-    Packages that are not installed are reported as ``"not installed"`` rather than failing.
+    Packages that are not installed are reported as ``"not installed"`` rather than failing. Inside
+    the annpal container image (containers/Dockerfile) the image's tag is reported too, as ``image``.
     """
     import annpal
 
     out = {"annpal": annpal.__version__, "python": platform.python_version()}
+    if os.environ.get("ANNPAL_IMAGE"):
+        out["image"] = os.environ["ANNPAL_IMAGE"]
     for name in packages:
         try:
             out[name] = metadata.version(name)
