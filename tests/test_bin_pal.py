@@ -260,3 +260,135 @@ def test_pvalues__bad_options_exit_2(runner, pal_run, option: str, value: str) -
     tmp, _ = pal_run
     result = run_pvalues(runner, tmp, "Vbad", option, value)
     assert result.exit_code == 2 and option in result.output + result.stderr
+
+
+# -- annpal-pvalues: null pool, half-normal loc, exact recounts (issue 16) --------------------------
+
+def write_null_dir(folder: Path, null: np.ndarray, *, seeds: list[int], degenerate: list[int]) -> Path:
+    """annpal-merge-mas over one ATTRIBUTE-like folder per null row: mas_matrix.npy and models.tsv."""
+    inputs = []
+    for row, seed, dead in zip(null, seeds, degenerate, strict=True):
+        attr = write_attr(folder.parent / f"{folder.name}_in" / f"ig_null_s{seed}", seed=seed, mas=row, kind="null")
+        (attr / "attr.json").write_text(json.dumps({"method": "ig", "kind": "null", "seed": seed,
+                                                    "degenerate": bool(dead)}))
+        inputs.append(str(attr))
+    result = CliRunner().invoke(load_bin("annpal-merge-mas"), ["--method", "ig", "--kind", "null", "--out-dir",
+                                                               str(folder), *inputs])
+    assert result.exit_code == 0, result.stderr
+    return folder / "mas_matrix.npy"
+
+
+def test_pvalues__planted_degenerate_null_model_left_out(runner, pal_run, tmp_path) -> None:
+    tmp, _ = pal_run
+    null = np.load(tmp / "null.npy")
+    planted = np.insert(null, 1, np.full(300, 1 / 300), axis=0)  # a dead null network, seed 200002
+    seeds = [200001, 200002, 200003, 200004]
+    with_dead = write_null_dir(tmp_path / "N", planted, seeds=seeds, degenerate=[0, 1, 0, 0])
+    without = write_null_dir(tmp_path / "N0", null, seeds=[200001, 200003, 200004], degenerate=[0, 0, 0])
+    scores = str(tmp / "P" / "scores.tsv")
+    for null_path, out in ((without, "V0"), (with_dead, "V")):
+        result = runner.invoke(load_bin("annpal-pvalues"), ["--mas", str(tmp / "mas.npy"), "--null-mas",
+                               str(null_path), "--scores", scores, "--draws", "4", "--out-dir", str(tmp_path / out)])
+        assert result.exit_code == 0, result.stderr
+    assert "null model(s) with seed 200002 are degenerate" in result.stderr and "left out" in result.stderr
+    info = json.loads((tmp_path / "V" / "null_fit.json").read_text())
+    assert info["n_null_models"] == 4 and info["n_null_models_used"] == 3
+    assert info["degenerate_null_models"] == [{"row": 1, "seed": 200002}]
+    assert info["sigma"] == pytest.approx(np.sqrt(np.mean(null**2)), rel=1e-12)  # from the other three
+    # P-values computed from the others: identical to a run without the dead model.
+    assert (tmp_path / "V" / "pvalues.tsv").read_text() == (tmp_path / "V0" / "pvalues.tsv").read_text()
+    # Without models.tsv the flat row is still recognised.
+    np.save(tmp_path / "planted.npy", planted)
+    result = runner.invoke(load_bin("annpal-pvalues"), ["--mas", str(tmp / "mas.npy"), "--null-mas",
+                           str(tmp_path / "planted.npy"), "--scores", scores, "--draws", "4",
+                           "--out-dir", str(tmp_path / "V1")])
+    assert result.exit_code == 0 and "left out of the null pool" in result.stderr
+    assert json.loads((tmp_path / "V1" / "null_fit.json").read_text())["degenerate_null_models"] == [
+        {"row": 1, "seed": None}]
+
+
+def test_pvalues__mostly_degenerate_null_models_stop(runner, pal_run, tmp_path) -> None:
+    tmp, _ = pal_run
+    null = np.load(tmp / "null.npy")
+    null[[0, 2]] = 1 / 300
+    path = write_null_dir(tmp_path / "N", null, seeds=[200001, 200002, 200003], degenerate=[1, 0, 1])
+    result = runner.invoke(load_bin("annpal-pvalues"), ["--mas", str(tmp / "mas.npy"), "--null-mas", str(path),
+                           "--scores", str(tmp / "P" / "scores.tsv"), "--out-dir", str(tmp_path / "V")])
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "2 of 3 null models are degenerate" in line and "more than half" in line and "retrain" in line
+    assert not (tmp_path / "V").exists()
+
+
+def test_pvalues__halfnorm_loc_free_is_the_authors_fit(runner, pal_run) -> None:
+    from scipy import stats
+
+    tmp, _ = pal_run
+    null = np.load(tmp / "null.npy")
+    loc, scale = stats.halfnorm.fit(null.flatten())  # 7_get_amas_pvals.py
+    for choice in ("zero", "free"):
+        result = run_pvalues(runner, tmp, f"H{choice}", "--halfnorm-loc", choice)
+        assert result.exit_code == 0, result.stderr
+        info = json.loads((tmp / f"H{choice}" / "null_fit.json").read_text())
+        assert info["halfnorm_loc"] == choice
+        assert info["sigma_free"] == pytest.approx(scale, rel=1e-12) and info["loc_free"] == loc
+        assert info["sigma_zero"] == pytest.approx(np.sqrt(np.mean(null**2)), rel=1e-12)
+        assert info["sigma"] == info[f"sigma_{choice}"]
+    result = run_pvalues(runner, tmp, "Hbad", "--halfnorm-loc", "min")
+    assert result.exit_code == 2 and "--halfnorm-loc" in result.output + result.stderr
+
+
+@pytest.fixture(scope="module")
+def tie_run(tiny_prepared, tmp_path_factory):
+    """PAL called on a MAS matrix whose row 0 has a three-way tie at its top (θ = 99.5 cuts into it)."""
+    tmp = tmp_path_factory.mktemp("tie")
+    mas = mas_rows(4, 300, seed=1)
+    top = np.argsort(-mas[0])[:3]
+    mas[0, top] = mas[0, top[0]]
+    np.save(tmp / "mas.npy", mas)
+    np.save(tmp / "null.npy", np.abs(np.random.default_rng(2).standard_normal((3, 300))) / 300)
+    result = CliRunner().invoke(load_bin("annpal-call-pal"),
+                                ["--dataset", str(tiny_prepared), "--mas", str(tmp / "mas.npy"), "--method", "ig",
+                                 "--thresholds", "99.5,99", "--out-dir", str(tmp / "P")])
+    assert result.exit_code == 0, result.stderr
+    return tmp, mas
+
+
+def test_pvalues__dataset_recounts_tied_draws_exactly(runner, tie_run, tiny_prepared) -> None:
+    from annpal.ld import banded_abs_r
+    from annpal.null import amas_pvalues
+    from annpal.pal import ld_counts, parse_thresholds
+
+    tmp, mas = tie_run
+    assert json.loads((tmp / "P" / "pal.json").read_text())["thresholds"]["99.5"]["n_detected_per_model"][0] == 0
+    flagged = run_pvalues(runner, tmp, "V", "--all-snps")
+    exact = run_pvalues(runner, tmp, "VD", "--all-snps", "--dataset", str(tiny_prepared))
+    assert flagged.exit_code == 0 and exact.exit_code == 0, exact.stderr
+    without = json.loads((tmp / "V" / "null_fit.json").read_text())
+    info = json.loads((tmp / "VD" / "null_fit.json").read_text())
+    assert without["thresholds"]["99.5"]["n_inexact_draws"] == 5 and "--dataset" in flagged.stderr
+    assert {t: v["n_inexact_draws"] for t, v in info["thresholds"].items()} == {"99.5": 0, "99": 0}
+    assert info["recount"]["dataset"] == str(tiny_prepared) and info["recount"]["band_rows_computed"] > 0
+    # Reference: every draw recounted through the full float64 band of the dataset.
+    ds = load_prepared(tiny_prepared)
+    band = banded_abs_r(np.asarray(ds.genotypes), chromosomes=ds.chromosomes, window=20)
+    scores = pd.read_csv(tmp / "P" / "scores.tsv", sep="\t")
+    thresholds = parse_thresholds("99.5,99")
+    expected = amas_pvalues(mas, thresholds=thresholds, counts=[scores[f"count_{t}"].to_numpy() for t, _ in thresholds],
+                            sigma=info["sigma"], n_draws=5, seed=1, all_snps=True,
+                            recount=lambda det: ld_counts(det, band=band, ld_r=0.5))
+    pv = pd.read_csv(tmp / "VD" / "pvalues.tsv", sep="\t", dtype={"threshold": str})
+    for r in expected:
+        got = pv[pv.threshold == r.label].sort_values("index")
+        np.testing.assert_allclose(got.p_value.to_numpy(), r.p_value, rtol=1e-9, atol=0)
+    assert not np.array_equal(pd.read_csv(tmp / "V" / "pvalues.tsv", sep="\t").sort_values(["threshold", "index"])
+                              .p_value.to_numpy(), pv.sort_values(["threshold", "index"]).p_value.to_numpy())
+
+
+def test_pvalues__dataset_with_other_ld_settings_exit_1(runner, tie_run, tiny_prepared) -> None:
+    tmp, _ = tie_run
+    result = run_pvalues(runner, tmp, "Vld", "--dataset", str(tiny_prepared), "--ld-r", "0.3")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "pal.json" in line and "--ld-r 0.5" in line and "give annpal-pvalues the same" in line
+    assert not (tmp / "Vld").exists()

@@ -19,9 +19,11 @@ from annpal.null import (
     amas_pvalues,
     count_greater,
     fit_halfnorm,
+    fit_halfnorm_both,
     fit_null,
     fit_tail,
     null_amas_draws,
+    null_pool,
     rank_match,
     rank_orders,
 )
@@ -39,6 +41,84 @@ def test_fit_halfnorm__equals_scipy_floc0() -> None:
 def test_fit_halfnorm__bad_input(bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         fit_halfnorm(bad)
+    with pytest.raises(ValueError):
+        fit_halfnorm(bad, loc="free")
+
+
+def test_fit_halfnorm__free_loc_equals_scipy_fit_as_the_authors() -> None:
+    # MAS-like null: positive, small, with a floor above 0 (so the free loc matters).
+    x = stats.halfnorm.rvs(loc=3e-7, scale=2.5e-4, size=20000, random_state=np.random.default_rng(4))
+    loc, scale = stats.halfnorm.fit(x)  # the authors' call in 7_get_amas_pvals.py
+    both = fit_halfnorm_both(x)
+    assert fit_halfnorm(x, loc="free") == both["sigma_free"] == pytest.approx(scale, rel=1e-12)
+    assert both["loc_free"] == loc == x.min()
+    assert fit_halfnorm(x) == both["sigma_zero"] == pytest.approx(stats.halfnorm.fit(x, floc=0)[1], rel=1e-12)
+    assert both["sigma_free"] < both["sigma_zero"]
+    # scipy 1.8 (the authors' pin) fitted by generic numerical MLE; it reaches the same maximum.
+    _, numeric = stats.halfnorm.fit(x, superfit=True)
+    assert numeric == pytest.approx(scale, rel=1e-3)
+    with pytest.raises(ValueError, match="loc"):
+        fit_halfnorm(x, loc="min")
+
+
+def test_fit_null__records_both_sigmas_and_uses_the_chosen_one() -> None:
+    x = stats.halfnorm.rvs(loc=1e-3, scale=1.0, size=(4, 3000), random_state=np.random.default_rng(6))
+    zero, free = fit_null(x), fit_null(x, halfnorm_loc="free")
+    assert zero.sigma == pytest.approx(np.sqrt(np.mean(x**2)))
+    assert free.sigma == pytest.approx(stats.halfnorm.fit(x.ravel())[1], rel=1e-12)
+    for fit, loc in ((zero, "zero"), (free, "free")):
+        info = fit.to_json()
+        assert info["halfnorm_loc"] == loc and info["sigma"] == fit.sigma
+        assert info["sigma_zero"] == zero.sigma and info["sigma_free"] == free.sigma
+        assert info["loc_free"] == x.min()
+    assert free.histogram["pdf_y"] != zero.histogram["pdf_y"]
+    with pytest.raises(ValueError, match="halfnorm_loc"):
+        fit_null(x, halfnorm_loc="both")
+
+
+def flat_null(k: int = 6, m: int = 400, dead: tuple[int, ...] = (2,)) -> np.ndarray:
+    null = stats.halfnorm.rvs(scale=1.0, size=(k, m), random_state=np.random.default_rng(9))
+    null /= null.sum(axis=1, keepdims=True)  # MAS rows sum to 1
+    null[list(dead)] = 1.0 / m  # dead network: uniform MAS (annpal.attribution.mas)
+    return null
+
+
+def test_null_pool__leaves_out_flat_and_flagged_rows() -> None:
+    null = flat_null()
+    pool = null_pool(null)
+    assert pool.degenerate.tolist() == [2] and pool.kept.tolist() == [0, 1, 3, 4, 5]
+    np.testing.assert_array_equal(pool.mas, np.delete(null, 2, axis=0))
+    flagged = np.zeros(6, dtype=bool)
+    flagged[4] = True  # flagged by annpal-attribute even though its row is not flat
+    assert null_pool(null, flagged=flagged).degenerate.tolist() == [2, 4]
+    # A flat row has mean square 1/M², a half-normal row of the same mean (π/2)/M²: one in six pulls
+    # σ down by 1 - sqrt(5/6 + 2/(6π)) ≈ 3 %, the reason for leaving it out.
+    assert fit_halfnorm(null) < 0.98 * fit_halfnorm(pool.mas)
+
+
+def test_null_pool__half_degenerate_passes_more_refuses() -> None:
+    assert null_pool(flat_null(dead=(0, 1, 2))).kept.tolist() == [3, 4, 5]
+    with pytest.raises(ValueError, match="4 of 6 null models are degenerate.*more than half"):
+        null_pool(flat_null(dead=(0, 1, 2, 5)))
+
+
+def test_amas_pvalues__free_loc_reproduces_the_authors_script(observed) -> None:
+    g, mas, band, _, _ = observed
+    null = stats.halfnorm.rvs(loc=2e-5, scale=1.0 / 500, size=(4, 500), random_state=np.random.default_rng(3))
+    theta = 99.0
+    # The authors: params = halfnorm.fit(MAS_null.flatten()); every draw halfnorm.rvs(scale=params[1]).
+    params = stats.halfnorm.fit(null.flatten())
+    rng = np.random.default_rng(11)
+    draws = np.stack([stats.halfnorm.rvs(scale=params[1], size=mas.shape, random_state=rng) for _ in range(5)])
+    _, amas, pal_amas, _ = authors_pal(g.astype(int), mas, theta)
+    expected = authors_pvalues(g.astype(int), mas, amas, pal_amas, draws, theta)
+    (res,) = call_pal(mas, band=band, thresholds=[("t", theta)])
+    fit = fit_null(null, halfnorm_loc="free")
+    (pv,) = amas_pvalues(mas, thresholds=[("t", theta)], counts=[res.counts], sigma=fit.sigma, n_draws=5, seed=11)
+    np.testing.assert_array_equal(pv.p_value, expected)
+    (pv0,) = amas_pvalues(mas, thresholds=[("t", theta)], counts=[res.counts], sigma=fit_null(null).sigma,
+                          n_draws=5, seed=11)
+    assert pv0.exceed.sum() >= pv.exceed.sum()  # the loc-0 σ is larger: draws exceed at least as often
 
 
 def test_fit_tail__exceedance_models_match_scipy() -> None:
@@ -205,6 +285,11 @@ def test_null_amas_draws__ties_at_cut_recount_or_flag(observed) -> None:
         np.testing.assert_array_equal(amas_b, full.amas)
     (pv,) = amas_pvalues(mas, thresholds=thresholds, counts=counts, sigma=sigma, draws=draws)
     assert pv.n_inexact == 6
+    # Every draw detects the first n positions of the observed order: one recount serves them all.
+    calls = []
+    (exact,) = amas_pvalues(mas, thresholds=thresholds, counts=counts, sigma=sigma, draws=draws,
+                            recount=lambda det: calls.append(1) or recount(det))
+    assert exact.n_inexact == 0 and len(calls) == 1
 
 
 def test_amas_pvalues__default_draws_are_seeded_halfnorm(observed) -> None:

@@ -514,7 +514,8 @@ def amas_pvalues(
     for t, (label, theta) in enumerate(thresholds):
         if inexact[t]:
             log.warning("threshold %s: %d of %d draws detected a different number of SNPs than the observed "
-                        "MAS (ties at the cut) and kept the observed counts", label, inexact[t], used)
+                        "MAS (ties at the cut) and kept the observed counts; give annpal-pvalues --dataset to recount "
+                        "them exactly", label, inexact[t], used)
         results.append(PvalueResult(label=label, theta=theta, index=queries[t], amas=observed[t],
                                     exceed=exceed[t], n_draws=used, n_snps=n_snps, n_inexact=inexact[t]))
     return results
