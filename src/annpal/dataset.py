@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,14 +18,9 @@ import pandas as pd
 
 from annpal.errors import InputError
 from annpal.genome import chromosome_rank, is_autosome
-from annpal.io.plink import (
-    make_unique_ids,
-    open_fileset,
-    read_bim,
-    read_fam,
-    read_genotypes,
-)
-from annpal.prepared import PreparedDataset
+from annpal.io.blocks import GenotypeBlockStats, GenotypeSource, stream_genotypes
+from annpal.io.plink import make_unique_ids, open_bfile
+from annpal.prepared import PreparedDataset, create_genotypes_npy, shrink_genotypes_npy
 
 log = logging.getLogger(__name__)
 
@@ -485,8 +481,97 @@ def _compact_in_place(g: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, bloc
     return flat[: len(rows) * k].reshape(len(rows), k)
 
 
+def adopt_family_ids(samples: pd.DataFrame, pheno_path: str | os.PathLike[str], *, genotype_file: str
+                     ) -> pd.DataFrame:
+    """FIDs for a genotype input with single sample IDs (VCF, BGEN without .sample), from the phenotype file.
+
+    Those IDs are IIDs; each sample takes the FID of the phenotype row with its IID (its own IID when it
+    has no row), so the (FID, IID) matching of :func:`load_phenotype` then works as for a .fam.
+
+    Raises
+    ------
+    InputError
+        An IID repeated in the phenotype file, or no IID in common with the genotype input.
+    """
+    table = _read_pheno_table(pheno_path)
+    dup = table["IID"].duplicated()
+    if dup.any():
+        raise InputError(
+            f"{pheno_path}: IID {table['IID'][dup].iloc[0]} is on {int(table['IID'].eq(table['IID'][dup].iloc[0]).sum())} "
+            f"lines; {genotype_file} has single sample IDs, matched on IID alone, so keep one line per IID")
+    fid = samples["IID"].map(pd.Series(table["FID"].to_numpy(), index=table["IID"].to_numpy()))
+    if fid.isna().all():
+        raise InputError(
+            f"{pheno_path}: none of its {len(table)} IIDs is a sample of {genotype_file} (e.g. "
+            f"{table['IID'].iloc[0]!r} vs {samples['IID'].iloc[0]!r}); the IID column must hold the sample IDs "
+            f"of the genotype file")
+    return samples.assign(FID=fid.fillna(samples["IID"]).to_numpy())
+
+
+def _phenotype_of(source: GenotypeSource, pheno: str | os.PathLike[str] | None, pheno_col: str | None
+                  ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], str]:
+    """Samples (with FIDs), labels for every sample, phenotype counts, and the name used in messages."""
+    samples = source.samples
+    if pheno is None and samples["PHENO"].isna().all():
+        raise InputError(
+            f"{source.sample_file}: the {source.format} input carries no case/control phenotype; give one "
+            f"with --pheno FILE.tsv (columns FID IID <trait>)")
+    if pheno is not None and not source.has_family_ids:
+        samples = adopt_family_ids(samples, pheno, genotype_file=str(source.path))
+    labels_all, info = load_phenotype(samples, fam_path=source.sample_file, pheno_path=pheno, pheno_col=pheno_col)
+    return samples, labels_all, info, str(pheno if pheno is not None else source.sample_file)
+
+
+def _sample_qc(source: GenotypeSource, qc: QCOptions, stats: GenotypeBlockStats, sample_rows: np.ndarray,
+               snp_rows: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Samples kept by ``--max-sample-missing``; the SNP statistics are corrected in place to the kept ones."""
+    keep = np.ones(len(sample_rows), dtype=bool)
+    if qc.max_sample_missing is not None:
+        keep = stats.sample_missing / len(snp_rows) <= qc.max_sample_missing
+    if keep.all():
+        return keep, labels
+    # SNP statistics must describe the samples kept: subtract the removed samples' share, read again
+    # from the input (the matrix no longer tells a missing call from a heterozygote).
+    _, removed = stream_genotypes(source, sample_index=sample_rows[~keep], snp_index=snp_rows)
+    stats.snp_missing -= removed.snp_missing
+    stats.snp_sum -= removed.snp_sum
+    stats.snp_hom -= removed.snp_hom
+    log.info("%d samples removed for missing rate > %g", int((~keep).sum()), qc.max_sample_missing)
+    labels = labels[keep]
+    if not len(labels):
+        raise InputError(f"--max-sample-missing {qc.max_sample_missing}: removes every sample; raise it")
+    check_both_classes(labels, source=f"{name} after --max-sample-missing")
+    return keep, labels
+
+
+def _snp_qc(qc: QCOptions, snp: dict[str, np.ndarray], *, variant_file: str) -> tuple[np.ndarray, dict[str, int]]:
+    """SNPs kept by the missing-rate, MAF and monomorphic filters (in that order, each counted)."""
+    keep = np.ones(len(snp["maf"]), dtype=bool)
+    removed: dict[str, int] = {}
+    for reason, active, fail in (
+        ("snp_missing_rate", qc.max_snp_missing is not None,
+         lambda: snp["missing_rate"] > qc.max_snp_missing),
+        ("maf", qc.min_maf is not None and qc.min_maf > 0, lambda: snp["maf"] < qc.min_maf),
+        ("monomorphic", qc.remove_monomorphic, lambda: snp["monomorphic"]),
+    ):
+        if active:
+            failed = keep & fail()
+            removed[reason] = int(failed.sum())
+            keep &= ~failed
+    if keep.sum() < 2:
+        raise InputError(
+            f"{variant_file}: {int(keep.sum())} SNPs left after QC (removed: "
+            f"{', '.join(f'{k} {v}' for k, v in removed.items()) or 'none'}); at least 2 are needed, "
+            f"relax --max-snp-missing/--min-maf or check the genotypes"
+        )
+    for reason, count in removed.items():
+        if count:
+            log.info("%d SNPs removed (%s)", count, reason)
+    return keep, removed
+
+
 def prepare_dataset(
-    bfile: str | os.PathLike[str],
+    genotypes: GenotypeSource | str | os.PathLike[str],
     *,
     pheno: str | os.PathLike[str] | None = None,
     pheno_col: str | None = None,
@@ -496,93 +581,70 @@ def prepare_dataset(
     split_seed: int = 1,
     strict_split: tuple[bool, bool] = (False, False),
     num_threads: int | None = None,
+    genotypes_path: str | os.PathLike[str] | None = None,
 ) -> PreparedDataset:
-    """Build the prepared dataset (METHOD §1) from a PLINK file set and a phenotype.
+    """Build the prepared dataset from genotypes (any :mod:`annpal.io` reader) and a phenotype.
 
     Order of operations: phenotype and sample intersection; chromosome selection and ordering;
     genotype reading (−1/0/1 int8, missing → 0); sample missing-rate QC; SNP QC (missing rate, MAF,
     monomorphic, in that order, each counted); validation split.
 
+    Parameters
+    ----------
+    genotypes
+        An opened reader (:func:`annpal.io.open_genotypes`) or a PLINK 1 prefix.
+    genotypes_path
+        Write the matrix straight into this ``genotypes.npy`` (memory-mapped, never held in memory as a
+        second copy); the result's ``genotypes`` is then a read-only map of it. ``None``: in memory.
+
     Raises
     ------
     InputError
-        Any bad input (see :func:`annpal.io.plink.open_fileset`, :func:`load_phenotype`,
+        Any bad input (see the readers in :mod:`annpal.io`, :func:`load_phenotype`,
         :func:`validation_split`), or fewer than 2 SNPs left after QC.
     """
-    fileset = open_fileset(bfile)
-    fam = read_fam(fileset.fam)
-    bim = read_bim(fileset.bim)
-    labels_all, pheno_info = load_phenotype(fam, fam_path=fileset.fam, pheno_path=pheno, pheno_col=pheno_col)
-    source = str(pheno if pheno is not None else fileset.fam)
+    if isinstance(genotypes, GenotypeSource):
+        return _prepare(genotypes, pheno=pheno, pheno_col=pheno_col, qc=qc, n_val=(n_val_cases, n_val_controls),
+                        split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path)
+    with open_bfile(genotypes, num_threads=num_threads) as source:
+        return _prepare(source, pheno=pheno, pheno_col=pheno_col, qc=qc, n_val=(n_val_cases, n_val_controls),
+                        split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path)
+
+
+def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: tuple[int, int], split_seed: int,
+             strict_split: tuple[bool, bool], genotypes_path) -> PreparedDataset:
+    samples_all, labels_all, pheno_info, name = _phenotype_of(source, pheno, pheno_col)
     has_pheno = ~np.isnan(labels_all)
     pheno_info["n_samples_without_phenotype"] = int((~has_pheno).sum())
     sample_rows = np.flatnonzero(has_pheno)
     labels = labels_all[sample_rows].astype(np.int8)
-    check_both_classes(labels, source=source)
-    # Fail before the long read if the split cannot work.
-    validation_split(labels, n_val_cases=n_val_cases, n_val_controls=n_val_controls, seed=split_seed,
-                     strict=strict_split, warn=False)
+    check_both_classes(labels, source=name)
+    split = {"n_val_cases": n_val[0], "n_val_controls": n_val[1], "seed": split_seed, "strict": strict_split}
+    validation_split(labels, **split, warn=False)  # fail before the long read if the split cannot work
 
-    snp_rows, variants, variant_info = select_variants(bim, keep_non_autosomal=qc.keep_non_autosomal,
-                                                       bim_path=str(fileset.bim))
+    variant_file = str(source.variant_file)
+    snp_rows, variants, variant_info = select_variants(source.variants, keep_non_autosomal=qc.keep_non_autosomal,
+                                                       bim_path=variant_file)
     if len(snp_rows) < 2:
-        raise InputError(f"{fileset.bim}: {len(snp_rows)} SNPs on the autosomes; annpal needs at least 2 "
+        raise InputError(f"{variant_file}: {len(snp_rows)} SNPs on the autosomes; annpal needs at least 2 "
                          f"(use --keep-non-autosomal to include other chromosomes)")
-    genotypes, stats = read_genotypes(fileset, sample_index=sample_rows, snp_index=snp_rows,
-                                      num_threads=num_threads)
-
-    keep_samples = np.ones(len(sample_rows), dtype=bool)
-    if qc.max_sample_missing is not None:
-        keep_samples = stats.sample_missing / len(snp_rows) <= qc.max_sample_missing
-    n_removed_samples = int((~keep_samples).sum())
-    if n_removed_samples:
-        # SNP statistics must describe the samples kept: subtract the removed samples' share, read
-        # again from the .bed (the matrix no longer tells a missing call from a heterozygote).
-        _, removed = read_genotypes(fileset, sample_index=sample_rows[~keep_samples], snp_index=snp_rows,
-                                    num_threads=num_threads)
-        stats.snp_missing -= removed.snp_missing
-        stats.snp_sum -= removed.snp_sum
-        stats.snp_hom -= removed.snp_hom
-        log.info("%d samples removed for missing rate > %g", n_removed_samples, qc.max_sample_missing)
-        labels = labels[keep_samples]
-        if not len(labels):
-            raise InputError(f"--max-sample-missing {qc.max_sample_missing}: removes every sample; raise it")
-        check_both_classes(labels, source=f"{source} after --max-sample-missing")
-    n_samples = int(keep_samples.sum())
-
-    snp = snp_statistics(stats.snp_missing, stats.snp_sum, stats.snp_hom, n_samples=n_samples)
-    keep_snps = np.ones(len(snp_rows), dtype=bool)
-    removed_counts: dict[str, int] = {}
-    if qc.max_snp_missing is not None:
-        fail = keep_snps & (snp["missing_rate"] > qc.max_snp_missing)
-        removed_counts["snp_missing_rate"] = int(fail.sum())
-        keep_snps &= ~fail
-    if qc.min_maf is not None and qc.min_maf > 0:
-        fail = keep_snps & (snp["maf"] < qc.min_maf)
-        removed_counts["maf"] = int(fail.sum())
-        keep_snps &= ~fail
-    if qc.remove_monomorphic:
-        fail = keep_snps & snp["monomorphic"]
-        removed_counts["monomorphic"] = int(fail.sum())
-        keep_snps &= ~fail
-    if keep_snps.sum() < 2:
-        raise InputError(
-            f"{fileset.bim}: {int(keep_snps.sum())} SNPs left after QC (removed: "
-            f"{', '.join(f'{k} {v}' for k, v in removed_counts.items()) or 'none'}); at least 2 are needed, "
-            f"relax --max-snp-missing/--min-maf or check the genotypes"
-        )
-    for reason, count in removed_counts.items():
-        if count:
-            log.info("%d SNPs removed (%s)", count, reason)
+    out = None if genotypes_path is None else create_genotypes_npy(genotypes_path, (len(sample_rows), len(snp_rows)))
+    genotypes, stats = stream_genotypes(source, sample_index=sample_rows, snp_index=snp_rows, out=out)
+    keep_samples, labels = _sample_qc(source, qc, stats, sample_rows, snp_rows, labels, name)
+    snp = snp_statistics(stats.snp_missing, stats.snp_sum, stats.snp_hom, n_samples=int(keep_samples.sum()))
+    keep_snps, removed_counts = _snp_qc(qc, snp, variant_file=variant_file)
 
     genotypes = _compact_in_place(genotypes, np.flatnonzero(keep_samples), np.flatnonzero(keep_snps))
+    if genotypes_path is not None:
+        shape = genotypes.shape
+        del genotypes, out  # close the writable map before cutting the file to the kept rows and columns
+        genotypes = shrink_genotypes_npy(genotypes_path, shape)
     n_missing = int(stats.snp_missing[keep_snps].sum())
-    is_val, split_info = validation_split(labels, n_val_cases=n_val_cases, n_val_controls=n_val_controls,
-                                          seed=split_seed, strict=strict_split)
+    is_val, split_info = validation_split(labels, **split)
 
     rows = sample_rows[keep_samples]
     samples = pd.DataFrame({
-        "FID": fam["FID"].to_numpy()[rows], "IID": fam["IID"].to_numpy()[rows], "label": labels,
+        "FID": samples_all["FID"].to_numpy()[rows], "IID": samples_all["IID"].to_numpy()[rows], "label": labels,
         "split": np.where(is_val, "val", "train"),
     })
     variants = variants.loc[keep_snps].reset_index(drop=True)
@@ -591,27 +653,45 @@ def prepare_dataset(
     variants["index"] = np.arange(len(variants))
     n_cells = genotypes.size
     qc_info: dict[str, Any] = {
-        "input": {"bfile": os.path.basename(str(fileset.bed.with_suffix(""))), "n_samples_fam": fileset.n_samples,
-                  "n_snps_bim": fileset.n_snps},
+        "input": {"format": source.format, source.format: os.path.basename(_input_name(source)),
+                  "n_samples": source.n_samples, "n_variants": source.n_snps},
         "options": asdict(qc),
         "phenotype": pheno_info,
         "samples": {
-            "n_with_phenotype": len(sample_rows), "removed_sample_missing_rate": n_removed_samples,
-            "n_kept": n_samples, "n_cases": int(labels.sum()), "n_controls": int((labels == 0).sum()),
+            "n_with_phenotype": len(sample_rows), "removed_sample_missing_rate": int((~keep_samples).sum()),
+            "n_kept": len(labels), "n_cases": int(labels.sum()), "n_controls": int((labels == 0).sum()),
         },
         "variants": {**variant_info, "n_candidates": len(snp_rows), "removed": removed_counts,
                      "n_kept": int(keep_snps.sum())},
         "missing_calls": {"n_set_to_zero": n_missing, "rate": n_missing / n_cells if n_cells else 0.0},
         "split": split_info,
-        "encoding": "A1 allele count - 1 (bed-reader count_A1); missing -> 0",
+        "encoding": ENCODING[source.format],
     }
+    if source.format == "bgen":
+        qc_info["input"]["bgen_min_prob"] = source.min_prob
     if n_missing:
         log.info("%d missing calls (%.3g%%) set to 0", n_missing, 100 * n_missing / n_cells)
-    return PreparedDataset(genotypes=genotypes, samples=samples, variants=variants, qc=qc_info)
+    return PreparedDataset(genotypes=genotypes, samples=samples, variants=variants, qc=qc_info,
+                           path=None if genotypes_path is None else Path(genotypes_path).parent)
+
+
+def _input_name(source: GenotypeSource) -> str:
+    """What the user passed: the prefix for PLINK file sets, the file otherwise."""
+    return str(source.path.with_suffix("")) if source.format in ("bfile", "pfile") else str(source.path)
+
+
+#: How each input's genotypes become the −1/0/1 matrix (for ``qc.json``).
+ENCODING = {
+    "bfile": "A1 allele count - 1 (bed-reader count_A1); missing -> 0",
+    "pfile": "ALT allele count - 1 (pgenlib hard calls; A1 = ALT); missing -> 0",
+    "bgen": "first-allele count - 1 from the most probable genotype when its probability >= the threshold "
+            "(A1 = first allele); below it or missing -> 0",
+    "vcf": "ALT allele count - 1 from GT (A1 = ALT); any missing allele -> 0",
+}
 
 
 __all__ = [
     "AUTO_CASE_SHARE", "BALANCE_RULES", "QCOptions", "balance_summary", "balanced_training_index",
     "check_both_classes", "paper_case_share", "resolve_balance_rule", "load_phenotype",
-    "parse_binary_phenotype", "prepare_dataset", "select_variants", "snp_statistics", "validation_split",
+    "parse_binary_phenotype", "adopt_family_ids", "prepare_dataset", "select_variants", "snp_statistics", "validation_split",
 ]

@@ -19,7 +19,6 @@ with :func:`load_prepared`.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from annpal import results
 from annpal.errors import InputError
 
-GENOTYPES, SAMPLES, VARIANTS, QC = "genotypes.npy", "samples.tsv", "variants.tsv", "qc.json"
-SAMPLE_COLUMNS = ["FID", "IID", "label", "split"]
-VARIANT_COLUMNS = ["index", "CHR", "BP", "SNP", "A1", "A2", "MAF", "MISSING"]
+#: File names and columns, declared in :mod:`annpal.results`.
+GENOTYPES, SAMPLES, VARIANTS, QC = (a.filename for a in (results.GENOTYPES, results.SAMPLES, results.VARIANTS,
+                                                          results.QC))
+SAMPLE_COLUMNS = results.SAMPLES.names
+VARIANT_COLUMNS = results.VARIANTS.names
 
 
 @dataclass
@@ -80,19 +82,49 @@ def write_prepared(directory: str | os.PathLike[str], dataset: PreparedDataset) 
     """Write ``dataset`` into ``directory`` (which must exist; callers write into a temporary folder
     and rename it when complete, see :func:`annpal.cli.atomic_path`)."""
     d = Path(directory)
-    g = np.ascontiguousarray(dataset.genotypes, dtype=np.int8)
-    np.save(d / GENOTYPES, g)
-    dataset.samples[SAMPLE_COLUMNS].to_csv(d / SAMPLES, sep="\t", index=False)
+    g = dataset.genotypes
+    target = (d / GENOTYPES).resolve()
+    written = isinstance(g, np.memmap) and g.filename is not None and Path(g.filename).resolve() == target
+    if not written:  # PREPARE writes the matrix in place (create_genotypes_npy); everything else saves it here
+        np.save(d / GENOTYPES, np.ascontiguousarray(g, dtype=np.int8))
+    results.write(results.SAMPLES, d / SAMPLES, dataset.samples[SAMPLE_COLUMNS])
     variants = dataset.variants.copy()
     variants["index"] = np.arange(len(variants))
-    variants[VARIANT_COLUMNS].to_csv(d / VARIANTS, sep="\t", index=False, float_format="%.6g")
-    (d / QC).write_text(json.dumps(dataset.qc, indent=2, default=_json_default) + "\n")
+    results.write(results.VARIANTS, d / VARIANTS, variants[VARIANT_COLUMNS])
+    results.write(results.QC, d / QC, dataset.qc)
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(type(obj).__name__)
+def create_genotypes_npy(path: str | os.PathLike[str], shape: tuple[int, int]) -> np.memmap:
+    """A writable memory map of a new int8 C-ordered ``genotypes.npy`` of ``shape`` (filled by the caller).
+
+    PREPARE streams the matrix straight into it, so the matrix is never built in memory and then saved.
+    """
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.int8, shape=tuple(int(s) for s in shape))
+
+
+def shrink_genotypes_npy(path: str | os.PathLike[str], shape: tuple[int, int]) -> np.memmap:
+    """Cut a ``genotypes.npy`` whose first ``shape[0]·shape[1]`` bytes already hold the smaller matrix
+    (C order) down to ``shape``: rewrite the header's shape in place (same header length) and truncate.
+
+    Returns the result as a read-only memory map. Every writable map of the file must be closed first.
+    """
+    path = Path(path)
+    shape = (int(shape[0]), int(shape[1]))
+    with open(path, "r+b") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version != (1, 0):
+            raise ValueError(f"{path}: npy format {version}, expected 1.0")
+        np.lib.format.read_array_header_1_0(fh)
+        data_start = fh.tell()
+        fields = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int8)), "fortran_order": False, "shape": shape}
+        header = "{" + "".join(f"{key!r}: {fields[key]!r}, " for key in sorted(fields)) + "}"
+        room = data_start - 10  # magic (6) + version (2) + header length (2)
+        if len(header) + 1 > room:
+            raise ValueError(f"{path}: new header does not fit")
+        fh.seek(10)
+        fh.write((header + " " * (room - len(header) - 1) + "\n").encode("latin1"))
+        fh.truncate(data_start + shape[0] * shape[1])
+    return np.load(path, mmap_mode="r")
 
 
 def load_prepared(directory: str | os.PathLike[str], *, mmap: bool = True) -> PreparedDataset:
@@ -107,15 +139,15 @@ def load_prepared(directory: str | os.PathLike[str], *, mmap: bool = True) -> Pr
     for name in (GENOTYPES, SAMPLES, VARIANTS, QC):
         if not (d / name).is_file():
             raise InputError(f"{d / name}: missing; point to a folder written by annpal-prepare")
-    genotypes = np.load(d / GENOTYPES, mmap_mode="r" if mmap else None)
-    samples = pd.read_csv(d / SAMPLES, sep="\t", dtype={"FID": str, "IID": str, "split": str})
-    variants = pd.read_csv(d / VARIANTS, sep="\t", dtype={"CHR": str, "SNP": str, "A1": str, "A2": str})
-    if genotypes.dtype != np.int8 or genotypes.ndim != 2:
-        raise InputError(f"{d / GENOTYPES}: expected a 2-D int8 matrix; re-run annpal-prepare")
+    genotypes = results.read(results.GENOTYPES, d / GENOTYPES, mmap=mmap)
+    samples = results.read(results.SAMPLES, d / SAMPLES)
+    variants = results.read(results.VARIANTS, d / VARIANTS)
+    if genotypes.dtype != np.int8:
+        raise InputError(f"{d / GENOTYPES}: expected a 2-D int8 matrix; {results.GENOTYPES.fix()}")
     if genotypes.shape != (len(samples), len(variants)):
         raise InputError(
             f"{d}: genotypes.npy is {genotypes.shape[0]}×{genotypes.shape[1]} but samples.tsv has "
             f"{len(samples)} rows and variants.tsv {len(variants)}; re-run annpal-prepare"
         )
-    qc = json.loads((d / QC).read_text())
+    qc = results.read(results.QC, d / QC)
     return PreparedDataset(genotypes=genotypes, samples=samples, variants=variants, qc=qc, path=d)

@@ -196,7 +196,7 @@ class BedSource(GenotypeSource):
     def __init__(self, fileset: PlinkFileset, *, num_threads: int | None = None):
         self.fileset = fileset
         self.path = fileset.bed
-        self.sample_file = fileset.fam
+        self.sample_file, self.variant_file = fileset.fam, fileset.bim
         self._read = _block_reader(fileset, num_threads)
 
     @functools.cached_property
