@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,25 @@ def write_pheno(path: Path, fid, iid, values, *, column: str = "trait", header: 
     frame = pd.DataFrame({"FID": list(fid), "IID": list(iid), column: list(values)})
     frame.to_csv(path, sep="\t", index=False, header=header)
     return path
+
+
+#: plink2 converts the PLINK 1 test data to PGEN, BGEN and VCF (Debian package plink2, installed by
+#: scripts/install-system-deps.sh); tests that need it skip without it.
+PLINK2 = shutil.which("plink2")
+#: plink2 --export/--make-pgen arguments and the annpal-prepare arguments of each converted format.
+PLINK2_FORMATS = {
+    "pfile": (["--make-pgen"], lambda out: ["--pfile", str(out)]),
+    "bgen": (["--export", "bgen-1.2", "bits=8", "id-paste=iid"], lambda out: ["--bgen", f"{out}.bgen"]),
+    "bgen_sample": (["--export", "bgen-1.2", "bits=8", "id-paste=iid"],
+                    lambda out: ["--bgen", f"{out}.bgen", "--sample", f"{out}.sample"]),
+    "vcf": (["--export", "vcf", "bgz", "id-paste=iid"], lambda out: ["--vcf", f"{out}.vcf.gz"]),
+}
+
+
+def plink2_convert(bfile: Path, out: Path, fmt: str, *extra: str) -> list[str]:
+    """Convert a PLINK 1 file set with plink2 and return the annpal-prepare genotype arguments."""
+    export, args = PLINK2_FORMATS[fmt]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [PLINK2, "--bfile", str(bfile), *export, *extra, "--out", str(out), "--threads", "1", "--silent"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return args(out)

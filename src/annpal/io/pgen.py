@@ -158,7 +158,7 @@ class PgenSource(GenotypeSource):
             everyone = len(rows) == self.n_samples
             self._reader.change_sample_subset(None if everyone else rows.astype(np.uint32))
         variant_major = out.T  # C-contiguous (SNPs × samples): pgenlib's own layout
-        if cols[-1] - cols[0] == len(cols) - 1:
+        if np.all(np.diff(cols) == 1):  # one run of variants
             self._reader.read_range(int(cols[0]), int(cols[-1]) + 1, variant_major)
         else:
             self._reader.read_list(cols.astype(np.uint32), variant_major)

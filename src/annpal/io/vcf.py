@@ -105,24 +105,26 @@ class VcfSource(GenotypeSource):
         self._reader = None
         self._rows: np.ndarray | None = None
         self._next = 0  # index of the record the open reader yields next
+        self._last, self._last_col = np.empty(0, dtype=np.int8), -1  # the last record read, as ALT counts
 
     def _restart(self, rows: np.ndarray) -> None:
         if self._reader is not None:
             self._reader.close()
         subset = None if len(rows) == self.n_samples else self.samples["IID"].iloc[rows].tolist()
         self._reader = _open(self.path, samples=subset)
-        self._rows, self._next = rows.copy(), 0
+        self._rows, self._next, self._last_col = rows.copy(), 0, -1
 
     def read_block(self, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
-        if self._rows is None or not np.array_equal(self._rows, rows) or cols[0] < self._next:
+        if (self._rows is None or not np.array_equal(self._rows, rows)
+                or (cols[0] < self._next and cols[0] != self._last_col)):
             self._restart(rows)
         for j, col in enumerate(cols):
-            record = next(self._reader)
-            while self._next < col:  # skip unread records
-                record = next(self._reader)
-                self._next += 1
-            self._next += 1
-            out[:, j] = alt_counts(record.genotype.array())
+            if col != self._last_col:  # a repeated column reuses the record just read
+                while self._next <= col:
+                    record = next(self._reader)
+                    self._next += 1
+                self._last, self._last_col = alt_counts(record.genotype.array()), col
+            out[:, j] = self._last
 
     def close(self) -> None:
         if self._reader is not None:
