@@ -94,6 +94,18 @@ def test_simulate__outputs(simulate, cohort, tmp_path):
     assert info["n_cases"] == 20 and info["seed"] == 3
 
 
+def test_simulate__permute_keeps_cases_and_truth(simulate, cohort, tmp_path):
+    args = ["--bfile", cohort, "--n-causal", 5, "--n-cases", 20, "--seed", 3]
+    assert run(simulate, [*args, "--out-dir", tmp_path / "a"]).exit_code == 0
+    assert run(simulate, [*args, "--permute", "--out-dir", tmp_path / "b"]).exit_code == 0
+    plain, null = (pd.read_csv(tmp_path / d / "phenotype.tsv", sep="\t") for d in ("a", "b"))
+    assert null["phenotype"].sum() == plain["phenotype"].sum() == 20
+    assert not null["phenotype"].equals(plain["phenotype"])
+    assert sorted(null["phenotype"]) == sorted(plain["phenotype"])
+    assert (tmp_path / "a" / "truth.tsv").read_text() == (tmp_path / "b" / "truth.tsv").read_text()
+    assert json.loads((tmp_path / "b" / "simulate.json").read_text())["permuted"] is True
+
+
 def test_simulate__cases_and_prevalence_exclusive(simulate, cohort, tmp_path):
     result = CliRunner().invoke(simulate, ["--bfile", str(cohort), "--out-dir", str(tmp_path / "s"),
                                            "--n-cases", "5", "--prevalence", "0.2"])

@@ -13,6 +13,7 @@ from annpal.simulate import (
     causal_counts,
     f_dominant,
     f_recessive,
+    permute_phenotype,
     simulate_genotypes,
     simulate_phenotype,
     truth_table,
@@ -124,6 +125,17 @@ def test_simulate_phenotype__on_lazy_plink_columns(tmp_path):
     pairs = table[table["role"] == "two_way"]
     assert all(len(p.split(",")) == 1 for p in pairs["partners"])
     assert (table.loc[table["role"] == "dominant", "partners"] == ".").all()
+
+
+def test_permute_phenotype__same_cases_new_order_seeded():
+    y = np.zeros(400, dtype=np.int8)
+    y[:80] = 1
+    a, b, c = permute_phenotype(y, seed=1), permute_phenotype(y, seed=1), permute_phenotype(y, seed=2)
+    assert a.sum() == 80 and a.dtype == y.dtype
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, y) and not np.array_equal(a, c)
+    # its own stream: not the permutation default_rng(seed) would give
+    assert not np.array_equal(a, y[np.random.default_rng(1).permutation(400)])
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -97,6 +97,18 @@ class PhenotypeSimulation:
         return int(self.phenotype.sum())
 
 
+def permute_phenotype(phenotype: np.ndarray, *, seed: int) -> np.ndarray:
+    """The phenotype shuffled across samples: a null trait with the same number of cases.
+
+    For null calibration (docs/validation.md): the simulated trait is drawn as usual (so the truth table
+    and the case count are those of the real scenario) and then permuted, which breaks every link
+    between genotypes and trait. The permutation has its own stream, ``default_rng([seed, 1])``, so it
+    never reuses the draws of the causal SNPs, weights or noise.
+    """
+    phenotype = np.asarray(phenotype)
+    return phenotype[np.random.default_rng([seed, 1]).permutation(phenotype.size)]
+
+
 def _draw_causal_columns(genotypes: ColumnSource, n_causal: int, rng: np.random.Generator
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Random columns with variation (a constant column has no effect), in random order, and their
