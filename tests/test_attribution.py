@@ -1,5 +1,6 @@
-"""Attributions (METHOD.md §3): IG and SM against captum called directly, IG completeness, the exact
-fast permutation importance against the per-feature loop, MAS per model, and the annpal-attribute CLI."""
+"""Attributions: IG, SM, DeepLIFT and SmoothGrad against captum called directly, the exact hidden-space
+forms of IG, SM and DeepLIFT against captum, completeness, the exact fast permutation importance against
+the per-feature loop, MAS per model, and the annpal-attribute CLI."""
 
 from __future__ import annotations
 
@@ -8,20 +9,26 @@ import json
 import numpy as np
 import pytest
 import torch
-from captum.attr import IntegratedGradients, Saliency
+from captum.attr import DeepLift, IntegratedGradients, NoiseTunnel, Saliency
 from click.testing import CliRunner
 from conftest import load_bin
 from torch import nn
 
 from annpal.attribution import (
+    deeplift,
     draw_replacement_genotypes,
-    feature_block_size,
+    fast_deeplift,
+    fast_integrated_gradients,
+    fast_saliency,
     ig_internal_batch_size,
     integrated_gradients,
     mas_for_model,
     permutation_importance,
     permutation_importance_reference,
+    pm_block_shape,
+    resolve_impl,
     saliency,
+    smoothgrad,
 )
 from annpal.model import AnnClassifier, ModelConfig, save_model
 from annpal.prepared import load_prepared
@@ -144,6 +151,137 @@ def test_saliency__equals_autograd_by_hand():
     np.testing.assert_allclose(saliency(model, g), x.grad.abs().numpy(), rtol=1e-6, atol=0)
 
 
+# --- exact hidden-space forms (firstlayer.py) against captum --------------------------------------
+
+def _double(model: AnnClassifier) -> AnnClassifier:
+    """A float64 copy: captum and the closed forms then agree far below the 1e-6 asked for."""
+    twin = AnnClassifier(model.config).double()
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+SIZES = {"small": (120, 8, 3, 20), "medium": (3000, 60, 8, 24)}  # M, H1, H2, samples
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("method, n_steps", [("gausslegendre", 100), ("riemann_trapezoid", 30)])
+def test_fast_integrated_gradients__equals_captum(size, method, n_steps):
+    m, h1, h2, n = SIZES[size]
+    model = _double(_random_model(m, h1=h1, h2=h2, seed=21, scale=4.0))
+    g = _genotypes(n, m, seed=21)
+    x = torch.tensor(g, dtype=torch.float64)
+    expected = IntegratedGradients(model).attribute(
+        x, baselines=torch.zeros_like(x), target=0, n_steps=n_steps, method=method).detach().numpy()
+    fast = fast_integrated_gradients(model, g, n_steps=n_steps, method=method, absolute=False)
+    assert np.abs(expected).max() > 1e-3  # not vacuous
+    # captum rounds its quadrature weights to float32, hence ~1e-8 and not 1e-15.
+    assert _rel_diff(fast, expected) < 1e-6
+    np.testing.assert_allclose(fast, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def test_fast_integrated_gradients__float32_model_close_to_captum():
+    model = _random_model(500, h1=20, h2=4, seed=22, scale=3.0)
+    g = _genotypes(16, 500, seed=22)
+    ours = fast_integrated_gradients(model, g)
+    assert ours.dtype == np.float32 and (ours >= 0).all()
+    assert _rel_diff(ours, integrated_gradients(model, g)) < 1e-5
+
+
+def test_fast_integrated_gradients__completeness():
+    # Σ_i IG_i = f(x) − f(0) up to the quadrature error; on a path where every ReLU stays open the
+    # integrand is smooth and 100 Gauss–Legendre points make that error negligible.
+    model = _double(_random_model(400, h1=12, h2=4, seed=23))
+    with torch.no_grad():
+        model.first_linear.bias.fill_(3.0)
+        model.layers[4].weight.mul_(4.0)
+        model.layers[7].weight.mul_(4.0)
+    g = _genotypes(10, 400, seed=23)
+    x = torch.tensor(g, dtype=torch.float64)
+    with torch.no_grad():
+        assert bool((model.first_linear(x) > 0).all())
+        gap = (model(x) - model(torch.zeros_like(x)))[:, 0].numpy()
+    assert np.abs(gap).max() > 1e-2
+    signed = fast_integrated_gradients(model, g, absolute=False)
+    np.testing.assert_allclose(signed.sum(axis=1), gap, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fast_saliency__equals_captum(size):
+    m, h1, h2, n = SIZES[size]
+    model = _double(_random_model(m, h1=h1, h2=h2, seed=24, scale=3.0))
+    g = _genotypes(n, m, seed=24)
+    x = torch.tensor(g, dtype=torch.float64, requires_grad=True)
+    expected = Saliency(model).attribute(x, target=0, abs=True).detach().numpy()
+    np.testing.assert_allclose(fast_saliency(model, g), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fast_deeplift__equals_captum_with_the_gelu_rule(size):
+    m, h1, h2, n = SIZES[size]
+    model = _double(_random_model(m, h1=h1, h2=h2, seed=25, scale=4.0))
+    g = _genotypes(n, m, seed=25)
+    expected = deeplift(model, g, absolute=False)
+    fast = fast_deeplift(model, g, absolute=False)
+    assert np.abs(expected).max() > 1e-3
+    assert _rel_diff(fast, expected) < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore:Setting forward, backward hooks")
+def test_deeplift__sums_to_the_output_difference_and_plain_captum_does_not():
+    # Summation-to-delta holds exactly for the Rescale rule on every activation; captum without a
+    # GELU rule (its default) misses it, which is why deeplift() registers one.
+    model = _double(_random_model(200, h1=10, h2=4, seed=26, scale=4.0))
+    g = _genotypes(12, 200, seed=26)
+    x = torch.tensor(g, dtype=torch.float64)
+    with torch.no_grad():
+        gap = (model(x) - model(torch.zeros_like(x)))[:, 0].numpy()
+    assert np.abs(gap).max() > 1e-2
+    np.testing.assert_allclose(fast_deeplift(model, g, absolute=False).sum(axis=1), gap, atol=1e-12)
+    np.testing.assert_allclose(deeplift(model, g, absolute=False).sum(axis=1), gap, atol=1e-12)
+    plain = DeepLift(model).attribute(x.clone().requires_grad_(), baselines=torch.zeros_like(x),
+                                      target=0).detach().numpy()
+    assert np.abs(plain.sum(axis=1) - gap).max() > 1e-4
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+    assert nn.GELU not in SUPPORTED_NON_LINEAR  # the rule is removed again afterwards
+
+
+def test_smoothgrad__equals_noise_tunnel_called_directly():
+    model = _random_model(80, seed=27, scale=3.0)
+    g = _genotypes(9, 80, seed=27)
+    torch.manual_seed(5)
+    x = torch.tensor(g, dtype=torch.float32, requires_grad=True)
+    expected = NoiseTunnel(Saliency(model)).attribute(
+        x, nt_type="smoothgrad", nt_samples=7, nt_samples_batch_size=1, stdevs=0.3, target=0,
+        abs=True).detach().numpy()
+    ours = smoothgrad(model, g, n_samples=7, sigma=0.3, seed=5)
+    np.testing.assert_array_equal(ours, expected)
+    assert not np.array_equal(ours, smoothgrad(model, g, n_samples=7, sigma=0.3, seed=6))
+    assert not np.array_equal(ours, saliency(model, g))  # the noise does something
+
+
+def test_smoothgrad__leaves_the_global_random_state_alone():
+    model = _random_model(20, seed=28)
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    smoothgrad(model, _genotypes(3, 20), n_samples=2, seed=9)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_resolve_impl__choices():
+    model = _random_model(10)
+    assert resolve_impl("ig", "auto", model) == "fast"
+    assert resolve_impl("dl", "captum", model) == "captum"
+    assert resolve_impl("pm", "fast", model) is None and resolve_impl("sg", "auto", model) is None
+    assert resolve_impl("sm", "auto", nn.Sequential(nn.Linear(10, 1))) == "captum"
+    with pytest.raises(ValueError, match="annpal network"):
+        resolve_impl("ig", "fast", nn.Sequential(nn.Linear(10, 1)))
+
+
 # --- permutation importance ----------------------------------------------------------------------
 
 def test_draw_replacement_genotypes__is_the_authors_draw():
@@ -212,19 +350,43 @@ def test_permutation_importance__replacement_length_checked():
         permutation_importance(_random_model(5), _genotypes(3, 5), np.zeros(4, dtype=np.int8))
 
 
-@pytest.mark.parametrize("n, m, budget, expected", [
-    (10, 1000, 10**12, 1000),   # capped at M
-    (10, 1000, 1, 1),           # never below 1
-    (10, 1000, 10 * (3 * 8 + 3 * 2 + 6) * 8 * 7, 7),
+@pytest.mark.parametrize("n, budget, threads, cache, expected", [
+    (10, 10**12, 1, 10**12, (10, 10**12 // 96 // 10)),  # samples first, then features (96 B per pair)
+    (10, 1, 1, 10**12, (1, 1)),                         # never below one pair
+    (10, 10**12, 1, 96 * 25, (10, 2)),                  # the cache bound: 25 pairs
+    (400, 10**12, 1, 96 * 100, (100, 1)),               # samples split when many
+    (10, 96 * 50, 2, 10**12, (10, 2)),                  # the budget, shared by 2 threads
 ])
-def test_feature_block_size__from_budget(n, m, budget, expected):
-    assert feature_block_size(n_samples=n, n_snps=m, h1=8, h2=2, memory_bytes=budget) == expected
+def test_pm_block_shape__from_budget_and_cache(n, budget, threads, cache, expected):
+    assert pm_block_shape(n_samples=n, h1=8, h2=2, memory_bytes=budget, n_threads=threads,
+                          cache_bytes=cache) == expected
+
+
+def test_permutation_importance__thread_count_does_not_change_the_result():
+    model = _random_model(130, h1=10, h2=3, seed=11, scale=3.0)
+    g = _genotypes(19, 130, seed=11)
+    r = draw_replacement_genotypes(19, seed=4)
+    one = permutation_importance(model, g, r, memory_bytes=3000, n_threads=1)
+    assert torch.get_num_threads() >= 1
+    for threads in (2, 3):
+        # Same blocks, same arithmetic; BLAS may round differently by a unit in the last place.
+        np.testing.assert_allclose(permutation_importance(model, g, r, memory_bytes=3000,
+                                                          n_threads=threads), one, rtol=1e-12, atol=1e-15)
+
+
+def test_permutation_importance__float_genotypes_equal_int8():
+    model = _random_model(40, seed=12, scale=3.0)
+    g = _genotypes(6, 40, seed=12)
+    r = draw_replacement_genotypes(6, seed=3)
+    np.testing.assert_array_equal(permutation_importance(model, g.astype(np.float32), r),
+                                  permutation_importance(model, g, r))
 
 
 # --- MAS per model --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["ig", "sm", "pm"])
-def test_mas_for_model__batched_equals_whole(method, trained):
+@pytest.mark.parametrize("method, impl", [("ig", "captum"), ("ig", "fast"), ("sm", "captum"),
+                                          ("sm", "fast"), ("dl", "captum"), ("dl", "fast"), ("pm", "auto")])
+def test_mas_for_model__batched_equals_whole(method, impl, trained):
     model, ds = trained
     rows = np.flatnonzero(ds.labels == 1)[:30]
     g = np.asarray(ds.genotypes[rows])
@@ -232,12 +394,14 @@ def test_mas_for_model__batched_equals_whole(method, trained):
         whole = integrated_gradients(model, g)
     elif method == "sm":
         whole = saliency(model, g)
+    elif method == "dl":
+        whole = deeplift(model, g)
     else:
         whole = permutation_importance_reference(model, g, draw_replacement_genotypes(30, seed=5))
     # Small budgets so IG takes several captum passes per batch and PM several feature blocks.
     budget = 500_000 if method == "ig" else 50_000
-    result = mas_for_model(model, ds.genotypes, rows=rows, method=method, batch_size=7, pm_seed=5,
-                           memory_bytes=budget)
+    result = mas_for_model(model, ds.genotypes, rows=rows, method=method, impl=impl, batch_size=7,
+                           pm_seed=5, memory_bytes=budget)
     assert result.n_samples == 30 and result.n_zero_sum == 0
     np.testing.assert_allclose(result.mas, _normalised_mean(whole), rtol=1e-5, atol=1e-9)
     assert result.mas.sum() == pytest.approx(1.0, abs=1e-9)
@@ -318,6 +482,41 @@ def test_main__sm_runs(tiny_prepared, saved, tmp_path):
         "--out-dir", str(tmp_path / "A")])
     assert res.exit_code == 0, res.output
     assert np.load(tmp_path / "A" / "mas.npy").sum() == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("impl", ["captum", "fast"])
+def test_main__ig_impl_recorded_and_equal(tiny_prepared, saved, tmp_path, impl):
+    d, _ = saved
+    res = CliRunner().invoke(load_bin("annpal-attribute"), [
+        "--dataset", str(tiny_prepared), "--model", str(d / "real.pt"), "--method", "ig",
+        "--ig-impl", impl, "--out-dir", str(tmp_path / impl)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / impl / "attr.json").read_text())["impl"] == impl
+    other = tmp_path / ("fast" if impl == "captum" else "captum") / "mas.npy"
+    if other.is_file():  # pragma: no cover - parametrised runs use separate tmp dirs
+        np.testing.assert_allclose(np.load(tmp_path / impl / "mas.npy"), np.load(other), rtol=1e-5)
+
+
+def test_main__dl_and_sg_run_with_records(tiny_prepared, saved, trained, tmp_path):
+    d, _ = saved
+    model, ds = trained
+    rows = np.flatnonzero(ds.labels == 1)
+    for method, extra in (("dl", []), ("sg", ["--sg-samples", "3", "--sg-sigma", "0.2"])):
+        res = CliRunner().invoke(load_bin("annpal-attribute"), [
+            "--dataset", str(tiny_prepared), "--model", str(d / "real.pt"), "--method", method,
+            "--batch-size", "500", *extra, "--out-dir", str(tmp_path / method)])
+        assert res.exit_code == 0, res.output
+        rec = json.loads((tmp_path / method / "attr.json").read_text())
+        assert rec["method"] == method and rec["n_samples"] == rows.size
+    dl = np.load(tmp_path / "dl" / "mas.npy")
+    np.testing.assert_allclose(dl, _normalised_mean(deeplift(model, np.asarray(ds.genotypes[rows]))),
+                               rtol=1e-5, atol=1e-9)
+    rec = json.loads((tmp_path / "sg" / "attr.json").read_text())
+    assert rec["sg_seed"] == 3 and rec["sg_samples"] == 3 and rec["sg_sigma"] == 0.2
+    # seed 3, one batch starting at row 0 (mas.py seeds each batch from the model seed and its start)
+    expected = smoothgrad(model, np.asarray(ds.genotypes[rows]), n_samples=3, sigma=0.2, seed=3 * 1_000_003)
+    np.testing.assert_allclose(np.load(tmp_path / "sg" / "mas.npy"), _normalised_mean(expected),
+                               rtol=1e-5, atol=1e-9)
 
 
 def test_main__bad_method_is_a_usage_error(tiny_prepared, saved, tmp_path):

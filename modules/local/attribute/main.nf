@@ -1,6 +1,6 @@
 /*
- * ATTRIBUTE: mean attribution scores (MAS) of one model by one method (METHOD.md section 3).
- * meta: the model's meta plus [id: '<method>_<model id>', model: '<model id>', method: 'ig'|'sm'|'pm'].
+ * ATTRIBUTE: mean attribution scores (MAS) of one model by one method (docs/method.md).
+ * meta: the model's meta plus [id: '<method>_<model id>', model: '<model id>', method: 'ig'|'sm'|'pm'|'dl'|'sg'].
  */
 process ATTRIBUTE {
     tag "${meta.id}"

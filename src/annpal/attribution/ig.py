@@ -1,4 +1,4 @@
-"""Integrated gradients (METHOD.md §3, "IG"; authors' ``3a_get_ig_sm_mas.py``).
+"""Integrated gradients (docs/method.md, "IG"; authors' ``3a_get_ig_sm_mas.py``).
 
 captum's :class:`~captum.attr.IntegratedGradients` with an all-zero baseline, ``n_steps = 100`` and
 captum's default quadrature (Gauss–Legendre), on the model in eval mode (dropout off, no noise).
@@ -31,7 +31,7 @@ _IG_ROW_COPIES = 6
 
 
 def require_eval(model: nn.Module) -> None:
-    """Attributions are defined on the deterministic network (METHOD.md §3: eval mode, no noise).
+    """Attributions are defined on the deterministic network (eval mode, no noise).
 
     Raises
     ------
@@ -84,7 +84,7 @@ def ig_internal_batch_size(*, n_snps: int, batch_samples: int, n_steps: int, mem
 
 def integrated_gradients(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, n_steps: int = 100,
                          internal_batch_size: int | None = None, absolute: bool = True) -> np.ndarray:
-    """IG attributions of one batch of samples against the all-zero baseline (METHOD.md §3).
+    """IG attributions of one batch of samples against the all-zero baseline.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Mean attribution scores (MAS) from per-sample attributions (METHOD.md §3, last step).
+"""Mean attribution scores (MAS) from per-sample attributions (docs/method.md, attribution).
 
 Per sample, the absolute scores are L1-normalised over the M positions; the normalised rows are averaged
 over the attributed samples. The result is a float64 vector of length M that sums to 1.
@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from annpal.attribution.permutation import draw_replacement_genotypes
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class MasResult:
 
 
 class MasAccumulator:
-    """Streaming L1-normalise-and-average over sample batches (METHOD.md §3).
+    """Streaming L1-normalise-and-average over sample batches (docs/method.md, attribution).
 
     Parameters
     ----------
@@ -122,7 +125,7 @@ class MasAccumulator:
 
 
 def mas_from_attributions(abs_scores: np.ndarray) -> np.ndarray:
-    """MAS of one samples × M matrix of absolute attributions (METHOD.md §3).
+    """MAS of one samples × M matrix of absolute attributions (docs/method.md, attribution).
 
     Each row is divided by its sum (rows summing to 0 are skipped with a warning), then the rows are
     averaged; the result is float64 and sums to 1. For batched input use :class:`MasAccumulator`.
@@ -150,12 +153,41 @@ def mas_from_attributions(abs_scores: np.ndarray) -> np.ndarray:
     return acc.result().mas
 
 
-#: Attribution methods, as named on the command line and in file names.
-METHODS = ("ig", "sm", "pm")
+#: Attribution methods, as named on the command line and in file names: integrated gradients, saliency,
+#: permutation importance, DeepLIFT, SmoothGrad (over saliency).
+METHODS = ("ig", "sm", "pm", "dl", "sg")
+
+#: Implementations of ig, sm and dl: ``fast`` = exact hidden-space form (:mod:`annpal.attribution.firstlayer`),
+#: ``captum`` = the reference, ``auto`` = fast for the annpal network.
+IMPLS = ("auto", "captum", "fast")
+
+#: Methods with an exact hidden-space form.
+FAST_METHODS = ("ig", "sm", "dl")
+
+
+def resolve_impl(method: str, impl: str, model: Any) -> str | None:
+    """``"fast"`` or ``"captum"`` for ig, sm and dl; ``None`` for pm and sg (one implementation each).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``impl``, or ``fast`` asked for a model that is not the annpal network.
+    """
+    from annpal.attribution.firstlayer import is_annpal_network
+
+    if impl not in IMPLS:
+        raise ValueError(f"unknown implementation {impl!r}; choose one of {', '.join(IMPLS)}")
+    if method not in FAST_METHODS:
+        return None
+    if impl == "fast" and not is_annpal_network(model):
+        raise ValueError(f"the fast {method} path needs the annpal network, got {type(model).__name__}")
+    if impl == "auto":
+        return "fast" if is_annpal_network(model) else "captum"
+    return impl
 
 
 def attribution_rows(labels: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, str]:
-    """The dataset rows to attribute for one model (METHOD.md §3) and where they came from.
+    """The dataset rows to attribute for one model (docs/method.md, attribution) and where they came from.
 
     ``meta["case_rows"]`` when the model records it (the train step stores the case rows it attributes:
     all cases for real models, the cases under the permuted labels for null models), else every sample
@@ -188,10 +220,49 @@ def attribution_rows(labels: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarr
     return rows, source
 
 
+def _batch_scorer(model: Any, method: str, impl: str | None, *, n_steps: int,
+                  internal_batch_size: int | None, memory_bytes: int, replacement: np.ndarray | None,
+                  sg_samples: int, sg_sigma: float, seed: int | None, pm_threads: int | None
+                  ) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``score(batch, start)``: absolute attributions of one batch of samples starting at row ``start``."""
+    # The package re-exports functions under the submodules' names, so import the functions.
+    from annpal.attribution import firstlayer, ig
+    from annpal.attribution.deeplift import deeplift
+    from annpal.attribution.permutation import permutation_importance
+    from annpal.attribution.saliency import saliency
+    from annpal.attribution.smoothgrad import smoothgrad
+
+    on_cpu = ig.model_device(model).type == "cpu"
+
+    def score(batch: np.ndarray, start: int) -> np.ndarray:
+        if method == "pm":
+            return permutation_importance(
+                model, batch, replacement[start:start + batch.shape[0]], memory_bytes=memory_bytes,
+                n_threads=pm_threads)
+        if method == "sg":
+            # One noise stream per batch, seeded from the model seed and the batch's first row.
+            return smoothgrad(model, batch, n_samples=sg_samples, sigma=sg_sigma,
+                                         seed=(int(seed) * 1_000_003 + start) % 2**63)
+        if impl == "fast":
+            if method == "ig":
+                return firstlayer.fast_integrated_gradients(model, batch, n_steps=n_steps)
+            return (firstlayer.fast_saliency if method == "sm" else firstlayer.fast_deeplift)(model, batch)
+        if method == "ig":
+            ibs = internal_batch_size or ig.ig_internal_batch_size(
+                n_snps=batch.shape[1], batch_samples=batch.shape[0], n_steps=n_steps,
+                memory_bytes=memory_bytes, max_rows=ig.CPU_MAX_IG_ROWS if on_cpu else None)
+            return ig.integrated_gradients(model, batch, n_steps=n_steps, internal_batch_size=ibs)
+        return (saliency if method == "sm" else deeplift)(model, batch)
+
+    return score
+
+
 def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method: str,
-                  n_steps: int = 100, batch_size: int = 64, internal_batch_size: int | None = None,
-                  memory_bytes: int = 1 << 30, pm_seed: int | None = None) -> MasResult:
-    """MAS of one model by one method over the given sample rows (METHOD.md §3), streamed by batch.
+                  impl: str = "auto", n_steps: int = 100, batch_size: int = 64,
+                  internal_batch_size: int | None = None, memory_bytes: int = 1 << 30,
+                  pm_seed: int | None = None, sg_samples: int = 20, sg_sigma: float = 0.3,
+                  sg_seed: int | None = None, pm_threads: int | None = None) -> MasResult:
+    """MAS of one model by one method over the given sample rows (docs/method.md), streamed by batch.
 
     Parameters
     ----------
@@ -202,36 +273,33 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
     rows
         Rows to attribute (:func:`attribution_rows`).
     method
-        ``"ig"``, ``"sm"`` or ``"pm"``.
+        One of :data:`METHODS`.
+    impl
+        One of :data:`IMPLS` (ig, sm and dl; :func:`resolve_impl`).
     n_steps
         IG quadrature points.
     batch_size
         Samples per batch.
     internal_batch_size
-        IG rows per captum pass; ``None`` chooses it from ``memory_bytes`` (at most
+        captum IG rows per pass; ``None`` chooses it from ``memory_bytes`` (at most
         :data:`~annpal.attribution.ig.CPU_MAX_IG_ROWS` on CPU).
     memory_bytes
-        Working-memory budget for IG passes and PM feature blocks.
+        Working-memory budget for captum IG passes and PM blocks.
     pm_seed
         Seed of the PM replacement vector (required for ``"pm"``).
+    sg_samples, sg_sigma, sg_seed
+        SmoothGrad noisy copies per sample, noise σ and seed (seed required for ``"sg"``).
+    pm_threads
+        Threads of the PM block loop (``None``: torch's thread count).
 
     Returns
     -------
     MasResult
     """
-    from annpal.attribution.ig import (
-        CPU_MAX_IG_ROWS,
-        ig_internal_batch_size,
-        integrated_gradients,
-        model_device,
-    )
-    from annpal.attribution.permutation import draw_replacement_genotypes, permutation_importance
-    from annpal.attribution.saliency import saliency
-
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    impl_used = resolve_impl(method, impl, model)
     rows = np.asarray(rows, dtype=np.int64)
-    n_snps = int(genotypes.shape[1])
     replacement = None
     if method == "pm":
         if pm_seed is None:
@@ -240,22 +308,15 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
         replacement = draw_replacement_genotypes(rows.size, seed=pm_seed)
         # Convert to float64 once, not once per batch (permutation.py computes in float64).
         model = copy.deepcopy(model).double()
-    on_cpu = model_device(model).type == "cpu"
-    acc = MasAccumulator(n_snps)
+    if method == "sg" and sg_seed is None:
+        raise ValueError("smoothgrad needs sg_seed")
+    score = _batch_scorer(model, method, impl_used, n_steps=n_steps, internal_batch_size=internal_batch_size,
+                          memory_bytes=memory_bytes, replacement=replacement, sg_samples=sg_samples,
+                          sg_sigma=sg_sigma, seed=sg_seed, pm_threads=pm_threads)
+    acc = MasAccumulator(int(genotypes.shape[1]))
     n_batches = -(-rows.size // batch_size)
     for k, start in enumerate(range(0, rows.size, batch_size)):
         idx = rows[start:start + batch_size]
-        batch = np.asarray(genotypes[idx], dtype=np.int8)
-        if method == "ig":
-            ibs = internal_batch_size or ig_internal_batch_size(
-                n_snps=n_snps, batch_samples=idx.size, n_steps=n_steps, memory_bytes=memory_bytes,
-                max_rows=CPU_MAX_IG_ROWS if on_cpu else None)
-            scores = integrated_gradients(model, batch, n_steps=n_steps, internal_batch_size=ibs)
-        elif method == "sm":
-            scores = saliency(model, batch)
-        else:
-            scores = permutation_importance(model, batch, replacement[start:start + idx.size],
-                                            memory_bytes=memory_bytes)
-        acc.add(scores)
+        acc.add(score(np.asarray(genotypes[idx], dtype=np.int8), start))
         log.debug("%s: batch %d/%d done", method, k + 1, n_batches)
     return acc.result()

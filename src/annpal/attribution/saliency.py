@@ -1,4 +1,4 @@
-"""Saliency maps (METHOD.md §3, "SM"; authors' ``3a_get_ig_sm_mas.py``).
+"""Saliency maps (docs/method.md, "SM"; authors' ``3a_get_ig_sm_mas.py``).
 
 captum's :class:`~captum.attr.Saliency` with ``abs=True``: ``|∂f(x)/∂x_i|`` for each sample, model in
 eval mode, float32 inputs converted from int8 per batch.
@@ -15,7 +15,7 @@ from annpal.attribution.ig import genotype_tensor, model_device, require_eval
 
 
 def saliency(model: nn.Module, genotypes: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Absolute input gradients of one batch of samples (METHOD.md §3).
+    """Absolute input gradients of one batch of samples.
 
     Parameters
     ----------
