@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(NXF_DIR)/bin:$(PATH)
 export NXF_HOME ?= $(CURDIR)/$(NXF_DIR)/home
 export NXF_OFFLINE := true
 
-.PHONY: setup venv nextflow system-deps run test lint bench clean
+.PHONY: setup venv nextflow system-deps run test lint bench validation clean
 
 setup: venv nextflow
 
@@ -47,6 +47,11 @@ lint: venv
 # benchmarks/results/<area>.json (minutes each; plink2 is needed for the GWAS comparison).
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+# The simulation study of docs/validation.md: genotypes, lambda 1 and 3, the null run, the summary in
+# docs/validation/ (about 2 h on 2 cores; runs resume when started again; see scripts/validation.sh).
+validation: setup
+	nice -n 10 scripts/validation.sh
 
 clean:
 	rm -rf work .nextflow .nextflow.log* results
