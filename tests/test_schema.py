@@ -100,7 +100,7 @@ def test_main__help_prints_every_parameter_with_default(tmp_path):
 
 BAD = [
     (["--n_model", "3"], "--n_model", "did you mean --n_models"),
-    (["--methods", "ig,xx"], "--methods", "comma-separated list of ig, sm, pm"),
+    (["--methods", "ig,xx"], "--methods", "comma-separated list of ig, sm, pm, dl, sg"),
     (["--methods", "ig,ig"], "--methods", "more than once"),
     (["--thresholds", "99.99,abc"], "--thresholds", "percentiles"),
     (["--epochs", "1.5"], "--epochs", "integer"),
