@@ -12,14 +12,27 @@
 
 Run: ``.venv/bin/python benchmarks/bench_attribution.py`` → table on stdout,
 ``benchmarks/results/attribution.json``.
+
+``--paper-scale``: every method at the paper's genome-wide size (290 522 SNPs, H1 290, H2 29, 240 case
+samples, ``--threads 2``), each variant in its own child process through ``mas_for_model`` (the path
+``annpal-attribute`` takes): wall, user and sys time (getrusage), achieved GFLOP/s against a plain matmul
+of the same shapes timed in the same child, peak RSS. captum IG runs on 16 cases and SmoothGrad on 64, and
+the PM code from before issue 20 on the first 20 000 SNPs; their times are scaled linearly to 240 cases /
+all SNPs (each case and each SNP costs the same), which the table notes. ``--check`` adds fast vs captum
+IG on the same 16 cases and old vs new PM on the same SNPs. Writes
+``benchmarks/results/attribution_paper_scale.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,8 +43,10 @@ from captum.attr import IntegratedGradients
 from annpal.attribution import (
     CPU_MAX_IG_ROWS,
     draw_replacement_genotypes,
+    fast_integrated_gradients,
     ig_internal_batch_size,
     integrated_gradients,
+    mas_for_model,
     permutation_importance,
     permutation_importance_reference,
 )
@@ -146,6 +161,168 @@ def bench_ig(model: AnnClassifier, g: np.ndarray, *, n_steps: int, batch_size: i
     }
 
 
+# --- paper scale (--paper-scale) ------------------------------------------------------------------
+#
+# One child process per variant (a fresh process, so each gets its own peak-memory figure); each child
+# builds the same seeded paper-scale model and cases, times one variant with getrusage (wall, user and
+# sys over all threads) and prints one JSON line.
+
+PAPER_SNPS, PAPER_CASES = 290_522, 240
+RESULTS_PAPER = Path(__file__).resolve().parent / "results" / "attribution_paper_scale.json"
+
+
+def _pm_before(net: AnnClassifier, g: np.ndarray, r: np.ndarray, *, memory_bytes: int, features: int
+               ) -> np.ndarray:
+    """The PM fast path as it was before issue 20 (commit e45d2d2), restricted to the first ``features``
+    columns: fresh (samples × block × H1) tensors per block, sized from the whole memory budget."""
+    h1, h2 = net.first_linear.out_features, net.layers[4].out_features
+    per_feature = (3 * h1 + 3 * h2 + 6) * 8
+    weight_t = net.first_linear.weight.detach().t()
+    out = np.empty((g.shape[0], features))
+    with torch.no_grad():
+        x = torch.from_numpy(g).double()
+        rr = torch.as_tensor(r, dtype=torch.float64)
+        z = net.first_linear(x)
+        f0 = net.forward_from_preactivation(z)[:, 0]
+        block = int(min(max(memory_bytes // (per_feature * g.shape[0]), 1), g.shape[1]))
+        for a in range(0, features, block):
+            b = min(features, a + block)
+            z_blk = torch.addcmul(z[:, None, :], (rr[:, None] - x[:, a:b])[:, :, None], weight_t[None, a:b, :])
+            f = net.forward_from_preactivation(z_blk)[..., 0]
+            out[:, a:b] = (f - f0[:, None]).abs_().cpu().numpy()
+    return out
+
+
+def _usage() -> tuple[float, float, float]:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), u.ru_utime, u.ru_stime
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _paper_inputs(n_cases: int) -> tuple[AnnClassifier, np.ndarray]:
+    torch.manual_seed(0)
+    model = AnnClassifier(ModelConfig(n_snps=PAPER_SNPS)).eval()  # H1 290, H2 29 (paper's divisors)
+    g = np.random.default_rng(0).integers(-1, 2, size=(n_cases, PAPER_SNPS)).astype(np.int8)
+    return model, g
+
+
+def _matmul_gflops(a_shape: tuple[int, int], b_shape: tuple[int, int], dtype: torch.dtype, reps: int
+                   ) -> float:
+    """GFLOP/s of a plain torch.mm of the given shapes (best of 3 rounds of ``reps``)."""
+    a, b = torch.randn(*a_shape, dtype=dtype), torch.randn(*b_shape, dtype=dtype)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1] * reps / best / 1e9
+
+
+#: name -> (method, impl, cases timed, FLOP per case (× M·H1 unless noted), matmul shapes and dtype).
+#: FLOP models: fast forms 4·M·H1 per case (W1·x and the product back); captum saliency and DeepLIFT
+#: about 6·M·H1 (forward, input gradient, and DeepLIFT's reference half / captum's weight gradients);
+#: captum IG 6·K·M·H1; SmoothGrad 4·S·M·H1; PM 2·M·(H1 + H1·H2 + H2) per case in float64.
+def _variants(n_steps: int, sg_samples: int) -> dict[str, dict]:
+    h1, h2, m = 290, 29, PAPER_SNPS
+    dense32 = {"mm": ((64, m), (m, h1)), "dtype": torch.float32, "reps": 3}
+    return {
+        "sm_fast": {"method": "sm", "impl": "fast", "cases": PAPER_CASES, "flop": 4 * m * h1, **dense32},
+        "sm_captum": {"method": "sm", "impl": "captum", "cases": PAPER_CASES, "flop": 6 * m * h1, **dense32},
+        "ig_fast": {"method": "ig", "impl": "fast", "cases": PAPER_CASES, "flop": 4 * m * h1, **dense32},
+        "ig_captum": {"method": "ig", "impl": "captum", "cases": 16, "flop": 6 * n_steps * m * h1, **dense32},
+        "dl_fast": {"method": "dl", "impl": "fast", "cases": PAPER_CASES, "flop": 4 * m * h1, **dense32},
+        "dl_captum": {"method": "dl", "impl": "captum", "cases": PAPER_CASES, "flop": 6 * m * h1, **dense32},
+        "sg": {"method": "sg", "impl": "auto", "cases": 64, "flop": 4 * sg_samples * m * h1, **dense32},
+        "pm": {"method": "pm", "impl": "auto", "cases": PAPER_CASES, "flop": 2 * m * (h1 + h1 * h2 + h2),
+               "mm": ((1633, h1), (h1, h2)), "dtype": torch.float64, "reps": 300},
+        "pm_before": {"method": "pm", "impl": "before", "cases": PAPER_CASES, "features": 20_000,
+                      "flop": 2 * m * (h1 + h1 * h2 + h2), "mm": ((1633, h1), (h1, h2)),
+                      "dtype": torch.float64, "reps": 300},
+    }
+
+
+def _child(name: str, args: argparse.Namespace) -> dict:
+    """Time one variant in this (fresh) process; returns its record."""
+    torch.set_num_threads(args.threads)
+    spec = _variants(args.n_steps, args.sg_samples)[name]
+    model, g = _paper_inputs(PAPER_CASES)
+    rows = np.arange(spec["cases"])
+    rss_before = _peak_mib()
+    memory = int(args.memory_gb * 2**30)
+    t0, u0, s0 = _usage()
+    extra: dict = {}
+    if spec["impl"] == "before":
+        net = copy.deepcopy(model).double()
+        r = draw_replacement_genotypes(PAPER_CASES, seed=1)
+        outs = [_pm_before(net, g[s:s + 64], r[s:s + 64], memory_bytes=memory, features=spec["features"])
+                for s in range(0, PAPER_CASES, 64)]
+        scale = PAPER_SNPS / spec["features"]
+        extra["max_abs_diff_vs_new"] = float(np.abs(np.vstack(outs) - np.vstack([
+            permutation_importance(net, g[s:s + 64], r[s:s + 64], memory_bytes=memory)[:, :spec["features"]]
+            for s in range(0, PAPER_CASES, 64)])).max()) if args.check else None
+    else:
+        mas_for_model(model, g, rows=rows, method=spec["method"], impl=spec["impl"], n_steps=args.n_steps,
+                      batch_size=64, memory_bytes=memory, pm_seed=1, sg_samples=args.sg_samples,
+                      sg_sigma=0.3, sg_seed=1)
+        scale = PAPER_CASES / spec["cases"]
+    t1, u1, s1 = _usage()
+    if name == "ig_captum" and args.check:  # fast and captum IG on the same model and cases
+        fast = fast_integrated_gradients(model, g[:16], n_steps=args.n_steps)
+        ref = integrated_gradients(model, g[:16], n_steps=args.n_steps, internal_batch_size=1000)
+        extra["max_rel_diff_fast_vs_captum"] = float(np.abs(fast - ref).max() / np.abs(ref).max())
+    wall, user, sys_ = (t1 - t0) * scale, (u1 - u0) * scale, (s1 - s0) * scale
+    flop = spec["flop"] * PAPER_CASES
+    mm = _matmul_gflops(*spec["mm"], spec["dtype"], spec["reps"])
+    return {"variant": name, "method": spec["method"], "impl": spec["impl"], "cases_timed": spec["cases"],
+            "features_timed": spec.get("features", PAPER_SNPS), "scaled_by": scale, "wall_s": wall,
+            "user_s": user, "sys_s": sys_, "sys_pct_of_wall": 100 * sys_ / wall, "gflop": flop / 1e9,
+            "gflops_achieved": flop / wall / 1e9, "matmul_gflops_same_shapes": mm,
+            "pct_of_matmul": 100 * flop / wall / 1e9 / mm, "peak_rss_mib": _peak_mib(),
+            "rss_before_mib": rss_before, "threads": args.threads, **extra}
+
+
+def paper_scale(args: argparse.Namespace) -> None:
+    """Run every variant in its own child process and write the table and JSON."""
+    names = list(_variants(args.n_steps, args.sg_samples)) if not args.only else args.only.split(",")
+    rows = []
+    for name in names:
+        cmd = [sys.executable, __file__, "--child", name, "--threads", str(args.threads),
+               "--n-steps", str(args.n_steps), "--sg-samples", str(args.sg_samples),
+               "--memory-gb", str(args.memory_gb)] + (["--check"] if args.check else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(_paper_row(rows[-1]), flush=True)
+    by = {r["variant"]: r for r in rows}
+    summary = {}
+    if "ig_fast" in by and "ig_captum" in by:
+        summary["ig_fast_speedup_vs_captum"] = by["ig_captum"]["wall_s"] / by["ig_fast"]["wall_s"]
+    if "pm" in by and "pm_before" in by:
+        summary["pm_speedup_vs_before"] = by["pm_before"]["wall_s"] / by["pm"]["wall_s"]
+    load = os.getloadavg()[0]
+    record = {"rows": rows, "summary": summary, "n_snps": PAPER_SNPS, "n_cases": PAPER_CASES, "h1": 290,
+              "h2": 29, "n_steps": args.n_steps, "sg_samples": args.sg_samples, "threads": args.threads,
+              "load_average_1min_at_end": load, "versions": versions()}
+    print(json.dumps(summary), f"load average at the end {load:.1f}")
+    args.out = RESULTS_PAPER if args.out == RESULTS else args.out
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+def _paper_row(r: dict) -> str:
+    note = f"timed on {r['cases_timed']} cases × {r['features_timed']} SNPs, ×{r['scaled_by']:.2f}" \
+        if r["scaled_by"] != 1 else ""
+    return (f"| {r['variant']} | {r['wall_s']:.1f} | {r['user_s']:.1f} | {r['sys_s']:.1f} | "
+            f"{r['sys_pct_of_wall']:.0f} % | {r['gflops_achieved']:.1f} | {r['matmul_gflops_same_shapes']:.1f} | "
+            f"{r['pct_of_matmul']:.0f} % | {r['peak_rss_mib']:.0f} | {note} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-samples", type=int, default=200)
@@ -155,7 +332,23 @@ def main() -> None:
     ap.add_argument("--n-steps", type=int, default=100)
     ap.add_argument("--memory-gb", type=float, default=2.0)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--paper-scale", action="store_true",
+                    help="every method at paper scale (290 522 SNPs, H1 290, H2 29, 240 cases) instead")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (--paper-scale)")
+    ap.add_argument("--sg-samples", type=int, default=20, help="SmoothGrad noisy copies (--paper-scale)")
+    ap.add_argument("--only", default="", help="comma-separated variants (--paper-scale)")
+    ap.add_argument("--check", action="store_true",
+                    help="also compare fast vs captum IG and new vs old PM at paper scale (--paper-scale)")
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args)))
+        return
+    if args.paper_scale:
+        print("| variant | wall s | user s | sys s | sys/wall | GFLOP/s | matmul GFLOP/s | of matmul | peak MiB | note |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        paper_scale(args)
+        return
 
     torch.manual_seed(0)
     # The authors' mock network: H1 = 20 000 // 1000 = 20, H2 = 20 000 // 10 000 = 2.

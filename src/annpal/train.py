@@ -55,6 +55,7 @@ from torch.nn import functional as F
 from annpal.dataset import balanced_training_index
 from annpal.device import resolve_device
 from annpal.errors import InputError
+from annpal.input_dropout import KERNEL_CHOICES, BatchKernel, make_input_kernel, resolve_input_kernel
 from annpal.model import FIRST_LINEAR, AnnClassifier, ModelConfig
 from annpal.prepared import PreparedDataset
 
@@ -92,6 +93,10 @@ class TrainConfig:
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
     threads
         CPU threads for torch (``None``: leave torch's setting). Restored when training ends.
+    input_dropout_kernel
+        How a batch reaches the first layer (:mod:`annpal.input_dropout`): ``dense`` (the reference: the
+        full noisy, masked batch), ``sparse`` (only the surviving inputs; the same law) or ``auto``
+        (sparse when the input dropout is at least 0.9).
     """
 
     epochs: int = 1000
@@ -104,6 +109,7 @@ class TrainConfig:
     bf16: bool = False
     device: str = "auto"
     threads: int | None = None
+    input_dropout_kernel: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -115,6 +121,8 @@ class TrainConfig:
             (self.input_noise >= 0, "--input-noise must be 0 or more"),
             (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
+            (self.input_dropout_kernel in KERNEL_CHOICES,
+             f"--input-dropout-kernel must be one of {', '.join(KERNEL_CHOICES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -229,6 +237,8 @@ def _fingerprint(*, seed: int, null: bool, permute_seed: int | None, model_confi
         "model": asdict(model_config), "recipe": train_config.recipe(),
         "shape": [dataset.n_samples, dataset.n_snps], "n_train": int(dataset.train_mask.sum()),
         "data": dataset_digest(dataset), "device_type": device.type,
+        # the kernels draw different random numbers: a checkpoint of one never continues the other
+        "input_kernel": resolve_input_kernel(train_config.input_dropout_kernel, model_config.input_dropout),
     }, sort_keys=True, default=str)
 
 
@@ -352,13 +362,15 @@ def _to_device(dataset: PreparedDataset, rows: _Rows, device: torch.device) -> _
 
 @dataclass
 class _Run:
-    """What changes while training: the network, its optimiser, the random streams and the history.
+    """What changes while training: the network, its optimiser, the random streams and the history,
+    and the batch kernel that feeds the first layer.
 
-    Everything here is saved in a checkpoint (:func:`_checkpoint_state`) and put back by
-    :func:`_restore`, so a resumed run continues exactly.
+    Everything but the kernel (which holds no state of its own) is saved in a checkpoint
+    (:func:`_checkpoint_state`) and put back by :func:`_restore`, so a resumed run continues exactly.
     """
 
     model: AnnClassifier
+    kernel: BatchKernel
     optimizer: torch.optim.Optimizer
     noise_gen: torch.Generator
     shuffle_rng: np.random.Generator
@@ -367,22 +379,27 @@ class _Run:
     start_epoch: int = 0
 
 
-def _setup(model_config: ModelConfig, train_config: TrainConfig, *, seed: int, device: torch.device) -> _Run:
-    """A fresh network, optimiser and random streams for ``seed``.
+def _setup(model_config: ModelConfig, train_config: TrainConfig, data: _DeviceData, *, seed: int,
+           bf16: bool) -> _Run:
+    """A fresh network, its batch kernel, optimiser and random streams for ``seed``.
 
     Seeds torch's default generator: call inside :func:`torch.random.fork_rng`.
     """
+    device = data.x_train.device
     init_seed, noise_seed, shuffle_ss = _stream_seeds(seed)
     torch.manual_seed(init_seed)
     model = AnnClassifier(model_config).to(device)
+    kernel = make_input_kernel(train_config.input_dropout_kernel, data.x_train, model,
+                               max_batch=min(train_config.batch_size, data.balanced.numel()),
+                               input_noise=train_config.input_noise, bf16=bf16)
     # fused: one kernel over all parameters per step instead of several passes per tensor (the
     # optimiser step reads and writes 84 M parameters × 4 state tensors at paper scale); the same
     # Adam update up to float rounding.
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr,
+    optimizer = torch.optim.Adam(kernel.parameters(model), lr=train_config.lr,
                                  weight_decay=train_config.weight_decay, fused=True)
     noise_gen = torch.Generator(device=device)
     noise_gen.manual_seed(noise_seed)
-    return _Run(model=model, optimizer=optimizer, noise_gen=noise_gen,
+    return _Run(model=model, kernel=kernel, optimizer=optimizer, noise_gen=noise_gen,
                 shuffle_rng=np.random.default_rng(shuffle_ss), device=device)
 
 
@@ -422,58 +439,10 @@ def _restore(run: _Run, ckpt_dir: Path, *, fingerprint: str, epochs: int) -> Non
     log.info("resuming from %s at epoch %d", ckpt_dir / CHECKPOINT_NAME, start_epoch)
 
 
-class DenseInputKernel:
-    """The reference batch kernel: the full ``(b, M)`` float batch with noise and dropout mask.
-
-    A batch kernel turns a batch of training rows into the first layer's pre-activations ``z (b, H1)``
-    under the recipe's input law, and back-propagates the loss into the network's parameters. The
-    training loop (:func:`_train_epoch`) sees only these two methods.
-    """
-
-    name = "dense"
-
-    def __init__(self, x_train: torch.Tensor, *, max_batch: int, input_noise: float, input_dropout: float,
-                 bf16: bool) -> None:
-        self.x_train, self.input_noise, self.p, self.bf16 = x_train, input_noise, input_dropout, bf16
-        # Preallocated buffers: fresh multi-MB tensors every step cost page faults on CPU.
-        shape, device = (max_batch, x_train.shape[1]), x_train.device
-        self.int_buf = torch.empty(shape, dtype=torch.int8, device=device)
-        self.x_buf = torch.empty(shape, device=device)
-        self.noise_buf = torch.empty(shape, device=device) if input_noise > 0 else None
-        self.mask_buf = torch.empty(shape, device=device) if input_dropout > 0 else None
-
-    def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
-                      ) -> torch.Tensor:
-        """``first_linear(dropout(x − ξ))`` for the rows ``idx`` of the training matrix (float32)."""
-        b = idx.numel()
-        x_int = torch.index_select(self.x_train, 0, idx, out=self.int_buf[:b])
-        x = self.x_buf[:b]
-        if self.noise_buf is not None:
-            xi = self.noise_buf[:b].normal_(0.0, self.input_noise, generator=generator)
-            torch.sub(x_int, xi, out=x)  # int8 − float32 → float32, one pass
-        else:
-            x.copy_(x_int)
-        if self.mask_buf is not None:
-            # The model's input Dropout, done here with the same law (zero with probability p, survivors
-            # scaled by 1/(1−p)) from a uniform draw of our generator: bernoulli_ and masked_fill_ are
-            # several times slower on CPU and dominated the step at the authors' mock scale.
-            keep = self.mask_buf[:b].uniform_(generator=generator).ge_(self.p)  # 1.0 kept, 0.0 dropped
-            x.mul_(keep).mul_(1.0 / (1.0 - self.p))
-        if not self.bf16:
-            return model.first_linear(x)
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-            return model.first_linear(x).float()
-
-    def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
-        """Gradients of ``loss`` into every parameter (plain autograd)."""
-        loss.backward()
-
-
-def _train_epoch(run: _Run, kernel: DenseInputKernel, data: _DeviceData, train_config: TrainConfig
-                 ) -> float:
+def _train_epoch(run: _Run, data: _DeviceData, train_config: TrainConfig) -> float:
     """One pass over a fresh shuffle of the balanced index; the mean of the batches' losses."""
     order = data.balanced[torch.from_numpy(run.shuffle_rng.permutation(data.balanced.numel())).to(run.device)]
-    model, optimizer, generator = run.model, run.optimizer, run.noise_gen
+    model, kernel, optimizer, generator = run.model, run.kernel, run.optimizer, run.noise_gen
     model.train()
     loss_sum = torch.zeros((), device=run.device)
     n_batches = 0
@@ -506,14 +475,14 @@ def _validate(model: AnnClassifier, data: _DeviceData, *, bf16: bool) -> tuple[f
     return float(F.binary_cross_entropy(probs, data.y_val).item()), roc_auc(data.y_val_np, probs.cpu().numpy())
 
 
-def _fit(run: _Run, kernel: DenseInputKernel, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
+def _fit(run: _Run, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
          fingerprint: str, ckpt_dir: Path | None,
          on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> None:
     """Epochs ``run.start_epoch + 1 … epochs``: train, validate, log, checkpoint, call back."""
     log_every = max(1, train_config.epochs // 20)
     for epoch in range(run.start_epoch + 1, train_config.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = _train_epoch(run, kernel, data, train_config)
+        train_loss = _train_epoch(run, data, train_config)
         val_loss, val_auc = _validate(run.model, data, bf16=bf16)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc,
                "seconds": time.perf_counter() - t0}
@@ -610,21 +579,20 @@ def train_model(
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     started = time.perf_counter()
     with _torch_threads(train_config.threads), torch.random.fork_rng(devices=fork_devices):
-        run = _setup(model_config, train_config, seed=seed, device=device)
+        data = _to_device(dataset, rows, device)
+        run = _setup(model_config, train_config, data, seed=seed, bf16=bf16)
         if ckpt_dir is not None:
             _restore(run, ckpt_dir, fingerprint=fingerprint, epochs=train_config.epochs)
-        data = _to_device(dataset, rows, device)
-        kernel = DenseInputKernel(data.x_train, max_batch=min(train_config.batch_size, rows.balanced.size),
-                                  input_noise=train_config.input_noise,
-                                  input_dropout=float(model_config.input_dropout), bf16=bf16)
-        _fit(run, kernel, data, train_config, bf16=bf16, fingerprint=fingerprint, ckpt_dir=ckpt_dir,
+        _fit(run, data, train_config, bf16=bf16, fingerprint=fingerprint, ckpt_dir=ckpt_dir,
              on_epoch_end=on_epoch_end)
+        run.kernel.finish(run.model)
 
     info = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": train_config.threads or torch.get_num_threads(),
         "bf16": bf16,
+        "input_dropout_kernel": run.kernel.name,
         "resumed_from_epoch": run.start_epoch,
         "seconds": time.perf_counter() - started,
     }
@@ -633,5 +601,5 @@ def train_model(
     return TrainResult(model=run.model.cpu().eval(), history=frame, meta=meta, info=info)
 
 
-__all__ = ["DenseInputKernel", "TrainConfig", "TrainResult", "permute_training_labels", "resolve_device",
+__all__ = ["TrainConfig", "TrainResult", "permute_training_labels", "resolve_device",
            "roc_auc", "train_model"]

@@ -37,7 +37,7 @@ import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
-from annpal.attribution.ig import IG_METHOD, genotype_tensor, model_device, require_eval
+from annpal.attribution.ig import IG_METHOD, genotype_tensor, require_eval
 from annpal.model import FIRST_LINEAR, AnnClassifier
 
 #: captum's DeepLift threshold below which a multiplier falls back to the local derivative.
