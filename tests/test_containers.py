@@ -1,10 +1,12 @@
 """The container recipes agree with the tested lock file and the package version.
 
-containers/Dockerfile and containers/apptainer.def are parsed, not built (this machine has no Docker
-engine or Apptainer; building needs the internet and ~10 GB): every ``pip install`` must install the
-lock file (``-r``) or the annpal package itself (``--no-deps``), never a package by name; the file
-installed with ``-r`` is the COPY of requirements.lock; bash and procps are installed; image version
-label, tag and SIF name equal pyproject's version; and the lock pins every dependency pyproject names.
+containers/Dockerfile and containers/apptainer.def are parsed here (tests/test_podman.py builds and
+runs the Dockerfile): every ``pip install`` must install exactly the lock file (``--no-deps -r``) or the
+annpal package itself (``--no-deps``), never a package by name; the file installed with ``-r`` is the
+COPY of requirements.lock; bash and procps are installed; the Python is the lock's; image version
+label and SIF name equal pyproject's version; the docker/podman image tag that scripts/build-image.sh
+computes is the one nextflow.config names, and it follows the code; and the lock pins every dependency
+pyproject names.
 """
 
 from __future__ import annotations
@@ -74,13 +76,21 @@ def _apptainer() -> dict[str, list[str]]:
 
 
 def _commands(shell_text: str) -> list[list[str]]:
-    """Shell commands in ``shell_text`` (split at ``&&``, ``;``, ``||`` and new lines), as argv lists."""
+    """Shell commands in ``shell_text`` (split at ``&&``, ``;``, ``||``, ``|`` and new lines outside
+    quotes), as argv lists; redirections are left as tokens."""
     commands = []
-    for part in re.split(r"&&|\|\||;|\n", shell_text):
-        argv = shlex.split(part, comments=True)
-        if argv:
-            commands.append(argv)
-    return commands
+    for line in shell_text.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        argv: list[str] = []
+        for token in lexer:
+            if token in (";", "&&", "||", "|", "&"):
+                commands.append(argv)
+                argv = []
+            else:
+                argv.append(token)
+        commands.append(argv)
+    return [argv for argv in commands if argv]
 
 
 def _pip_installs(commands: list[list[str]]) -> list[list[str]]:
@@ -98,13 +108,16 @@ def _pip_installs(commands: list[list[str]]) -> list[list[str]]:
 
 
 def _check_pip_installs(installs: list[list[str]], *, lock_dest: str, package_dest: str) -> None:
-    """Exactly one ``pip install -r <lock>`` and one ``pip install --no-deps <package>``, nothing else."""
-    harmless = {"--no-cache-dir", "--disable-pip-version-check", "-q", "--quiet", "--no-compile"}
+    """Exactly one ``pip install --no-deps -r <lock>`` and one ``pip install --no-deps <package>``."""
+    # $PIP_CACHE_OPTION is --no-cache-dir unless the build mounts a pip cache (checked below)
+    harmless = {"--no-cache-dir", "--disable-pip-version-check", "-q", "--quiet", "--no-compile",
+                "$PIP_CACHE_OPTION"}
     kinds = []
     for args in installs:
         flags = [a for a in args if a not in harmless]
-        if flags[:1] == ["-r"] or flags[:1] == ["--requirement"]:
-            assert flags == [flags[0], lock_dest], f"pip install -r must install only the lock: {args}"
+        if "-r" in flags or "--requirement" in flags:
+            assert sorted(flags) == sorted(["--no-deps", "-r", lock_dest]), (
+                f"pip install -r must install exactly the lock (--no-deps): {args}")
             kinds.append("lock")
         else:
             assert flags == ["--no-deps", package_dest], (
@@ -165,16 +178,35 @@ def test_recipe__installs_bash_and_procps_with_apt(recipe):
     assert {"bash", "procps"} <= packages, f"{recipe}: bash and procps (ps for Nextflow's trace) missing"
 
 
+def _dockerfile_args() -> dict[str, str]:
+    """Default values of the Dockerfile's ARGs (``""`` for an ARG without one)."""
+    return dict((args.split("=", 1) + [""])[:2] for instr, args in _dockerfile() if instr == "ARG")
+
+
 def test_recipes__same_python_base_image_as_the_lock():
     froms = [args for instr, args in _dockerfile() if instr == "FROM"]
-    assert len(froms) == 1, "one build stage expected"
+    assert froms == ["${BASE_IMAGE}"], "one build stage, from the BASE_IMAGE argument"
+    args = _dockerfile_args()
     header = dict(line.split(":", 1) for line in _apptainer()["header"])
     assert {k.strip().lower(): v.strip() for k, v in header.items()}["bootstrap"] == "docker"
     apptainer_from = {k.strip().lower(): v.strip() for k, v in header.items()}["from"]
-    assert froms[0] == apptainer_from, "Dockerfile and apptainer.def must start from the same image"
+    assert args["BASE_IMAGE"] == apptainer_from, "Dockerfile and apptainer.def must default to the same image"
     m = re.search(r"Python (\d+\.\d+)", (REPO / "requirements.lock").read_text())
     assert m, "requirements.lock should state the Python it was frozen with"
-    assert froms[0].startswith(f"python:{m.group(1)}-"), f"base {froms[0]} is not Python {m.group(1)}"
+    assert args["BASE_IMAGE"].startswith(f"python:{m.group(1)}-"), f"base is not Python {m.group(1)}"
+    # any other base (the local mmdebstrap one) is checked at build time against the same version
+    assert args["PYTHON_MINOR"] == m.group(1)
+    assert "sys.version_info[:2]" in _recipe_shell("Dockerfile") and "${PYTHON_MINOR}" in _recipe_shell("Dockerfile")
+
+
+def test_dockerfile__pip_cache_stays_out_of_the_image_and_user_is_not_root():
+    args = _dockerfile_args()
+    assert args["PIP_CACHE_OPTION"] == "--no-cache-dir"
+    assert args["PIP_CERT"] == "", "no CA bundle unless the build passes one"
+    users = [a for instr, a in _dockerfile() if instr == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the image must end as a non-root user"
+    # the lock is checked for completeness inside the image (--no-deps installs only its lines)
+    assert ["pip", "check"] in _commands(_recipe_shell("Dockerfile"))
 
 
 def test_recipes__version_label_is_the_package_version():
@@ -187,11 +219,10 @@ def test_recipes__version_label_is_the_package_version():
 
 
 @pytest.mark.parametrize("config", ["docker.config", "podman.config"])
-def test_profile__docker_image_tag_is_the_package_version(config):
+def test_profile__docker_image_is_the_one_built_from_this_checkout(config):
     text = (CONF / config).read_text()
-    m = re.search(r"container_image\s*=\s*'([^']+)'", text)
-    assert m, f"{config}: params.container_image default missing"
-    assert m.group(1).rsplit(":", 1)[1] == _version(), f"{config}: tag {m.group(1)} is not {_version()}"
+    assert re.search(r'container_image\s*=\s*"annpal:\$\{annpal\.image_tag\}"', text), (
+        f"{config}: params.container_image must default to the tag scripts/build-image.sh gives")
     assert re.search(r"^process\.container\s*=\s*params\.container_image", text, re.M)
 
 
@@ -208,7 +239,7 @@ def test_profile__sif_name_carries_the_package_version(config):
 
 def test_profile__gpu_passes_the_devices_into_each_container_engine():
     text = (CONF / "gpu.config").read_text()
-    assert "'--nv'" in text and "'--gpus all'" in text
+    assert "'--nv'" in text and "'--gpus all'" in text and "'--device nvidia.com/gpu=all'" in text
     assert re.search(r"^params\s*\{[^}]*device\s*=\s*'cuda'", text, re.M | re.S)
     assert "withLabel:process_gpu'.accelerator = 1" in text
 
