@@ -6,6 +6,7 @@ import importlib.machinery
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,6 +80,21 @@ def tiny_prepared(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("prepared") / "prepared"
     make_prepared(path)
     return path
+
+
+def snapshot_checkout(dest: Path) -> Path:
+    """Copy the checkout's tracked and untracked, non-ignored files (``git ls-files``) to ``dest``:
+    a tree that stays the same while the checkout changes. Skips the test outside a git checkout."""
+    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=REPO, capture_output=True, text=True)
+    if listing.returncode != 0:
+        pytest.skip(f"not a git checkout, cannot snapshot the tree: {listing.stderr.strip()}")
+    for rel in filter(None, listing.stdout.split("\0")):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
 
 
 def nextflow_bin() -> str | None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import nextflow_bin, nextflow_env, snapshot_checkout
 
 try:  # Python >= 3.11; the lock and the images are 3.11
     import tomllib
@@ -268,3 +270,37 @@ def test_dockerignore__keeps_every_copied_source_in_the_build_context():
     for sources, _ in _dockerfile_copies():
         for src in sources:
             assert src.split("/")[0] in allowed, f"{src} is COPYed but excluded by the .dockerignore"
+
+
+def _image_tags(tree: Path) -> tuple[str, str]:
+    """(the tag scripts/build-image.sh gives, the image -profile podman runs) for the checkout ``tree``."""
+    script = subprocess.run([str(tree / "scripts" / "build-image.sh"), "--print-tag"], capture_output=True,
+                            text=True, timeout=60, check=True).stdout.strip()
+    config = subprocess.run([nextflow_bin(), "config", "-flat", "-profile", "podman", str(tree)],
+                            env=nextflow_env(tree), capture_output=True, text=True, timeout=300)
+    assert config.returncode == 0, config.stderr
+    m = re.search(r"^process\.container = '([^']+)'", config.stdout, re.M)
+    assert m, config.stdout
+    return script, m.group(1)
+
+
+@pytest.mark.pipeline
+def test_image_tag__script_and_nextflow_config_agree_and_follow_the_code(tmp_path):
+    """The image -profile docker/podman runs is the one build-image.sh made from the same code: both
+    hash the same files the same way, a code change gives a new tag, byte code does not."""
+    if nextflow_bin() is None:
+        pytest.skip("Nextflow not installed (make setup)")
+    tree = snapshot_checkout(tmp_path / "tree")
+    script, config = _image_tags(tree)
+    assert script == config
+    assert re.fullmatch(rf"annpal:{re.escape(_version())}-[0-9a-f]{{12}}", script), script
+    (tree / "src" / "annpal" / "__pycache__").mkdir(exist_ok=True)
+    (tree / "src" / "annpal" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"not code")
+    init = tree / "src" / "annpal" / "__init__.py"
+    init.write_text(init.read_text() + "\n# a code change\n")
+    changed_script, changed_config = _image_tags(tree)
+    assert changed_script == changed_config != script
+    init.write_text(init.read_text().replace("\n# a code change\n", ""))
+    back = subprocess.run([str(tree / "scripts" / "build-image.sh"), "--print-tag"], capture_output=True,
+                          text=True, timeout=60, check=True).stdout.strip()
+    assert back == script, "byte code must not change the tag"

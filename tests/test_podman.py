@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, nextflow_bin, nextflow_env
+from conftest import REPO, nextflow_bin, nextflow_env, snapshot_checkout
 
 pytestmark = [pytest.mark.container, pytest.mark.pipeline, pytest.mark.slow]
 
@@ -39,20 +39,6 @@ SMALL = "tests/pipeline_small.config"
 
 def _tail(text: str, n: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
-
-
-def _snapshot(dest: Path) -> Path:
-    """Copy the checkout's tracked and untracked, non-ignored files to ``dest``."""
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=REPO, capture_output=True, text=True)
-    if listing.returncode != 0:
-        pytest.skip(f"not a git checkout, cannot snapshot the tree: {listing.stderr.strip()}")
-    for rel in filter(None, listing.stdout.split("\0")):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 def _ensure_podman() -> None:
@@ -87,7 +73,7 @@ def _build_and_run(tree: Path, env: dict[str, str]) -> tuple[str | None, str]:
 def image(tmp_path_factory) -> dict:
     """The image of a snapshot of the checkout: {"tree", "tag", "env"} (env: how podman works here)."""
     _ensure_podman()
-    tree = _snapshot(tmp_path_factory.mktemp("tree"))
+    tree = snapshot_checkout(tmp_path_factory.mktemp("tree"))
     env = dict(os.environ)
     tag, why = _build_and_run(tree, env)
     if tag is None and "CONTAINERS_CONF" not in os.environ:
