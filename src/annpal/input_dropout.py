@@ -1,0 +1,256 @@
+"""Batch kernels: the first layer of a training step under the recipe's input law (docs/training.md).
+
+Each training batch reaches the network as ``x̃ = m ⊙ (x − ξ) / (1 − p)``: every input survives
+independently with probability ``1 − p`` (``m``), survivors get Gaussian noise ``ξ ~ N(0, σ)`` and are
+scaled by ``1/(1 − p)``, dropped inputs contribute nothing. The authors apply the noise to all inputs and
+then the model's ``Dropout(p)``; the law is the same.
+
+A *batch kernel* turns a batch of training rows into the first layer's pre-activations
+``z = W1 x̃ + b1`` and back-propagates the loss into the parameters; the training loop sees only
+:class:`BatchKernel`'s methods. Two kernels, equal in law:
+
+* :class:`DenseInputKernel`, the reference: the full ``(b, M)`` float batch, its noise and mask, one
+  dense matrix product. Cost ∝ ``b·M·H1`` whatever ``p``.
+* :class:`SparseInputKernel`: only the survivors (about ``(1 − p)·b·M`` of them: 1 % at the paper's
+  ``p = 0.99``). Their positions are drawn by geometric gaps (:func:`draw_survivors`, a Bernoulli trial
+  per input), noise only for them, the forward product is an ``embedding_bag`` over ``W1`` stored
+  SNP-major (row ``j`` = SNP ``j``'s weights, one contiguous read per survivor) and the ``W1`` gradient
+  is one sparse × dense product written straight into a persistent buffer. The optimiser step (the same
+  fused Adam over every weight) is then most of the step: with batch 256 about 92 % of ``W1``'s rows get
+  a gradient, and Adam's weight decay touches every weight anyway.
+
+The two kernels draw different random numbers, so they train different (equally valid) networks from one
+seed; the kernel is part of a run's fingerprint and is recorded in ``train.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from annpal.errors import InputError
+from annpal.model import AnnClassifier
+
+log = logging.getLogger(__name__)
+
+#: Values of ``--input-dropout-kernel``.
+KERNEL_CHOICES = ("auto", "dense", "sparse")
+#: ``auto`` picks the sparse kernel from this input dropout up (at p = 0.5 the survivors are half the
+#: batch and the dense product is faster).
+SPARSE_MIN_DROPOUT = 0.9
+
+
+def resolve_input_kernel(name: str, input_dropout: float) -> str:
+    """``"dense"`` or ``"sparse"`` for ``--input-dropout-kernel name`` at input dropout ``p``.
+
+    ``auto``: sparse when ``p ≥ 0.9``, dense otherwise.
+
+    Raises
+    ------
+    InputError
+        An unknown kernel name.
+    """
+    if name not in KERNEL_CHOICES:
+        raise InputError(f"--input-dropout-kernel {name}: unknown kernel; use one of {', '.join(KERNEL_CHOICES)}")
+    if name == "auto":
+        return "sparse" if input_dropout >= SPARSE_MIN_DROPOUT else "dense"
+    return name
+
+
+class BatchKernel(Protocol):
+    """What the training loop asks of a batch kernel."""
+
+    name: str
+
+    def parameters(self, model: AnnClassifier) -> list[nn.Parameter]:
+        """The tensors the optimiser updates (every weight of the network, in some layout)."""
+
+    def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
+                      ) -> torch.Tensor:
+        """``z = W1 x̃ + b1`` (float32, ``(b, H1)``) for the training rows ``idx`` under the input law."""
+
+    def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` (computed from the last :meth:`preactivation`) into :meth:`parameters`."""
+
+    def finish(self, model: AnnClassifier) -> None:
+        """Leave ``model`` in the standard layout (called once, after the last epoch)."""
+
+
+class DenseInputKernel:
+    """The reference kernel: the full ``(b, M)`` float batch with noise and dropout mask."""
+
+    name = "dense"
+
+    def __init__(self, x_train: torch.Tensor, *, max_batch: int, input_noise: float, input_dropout: float,
+                 bf16: bool) -> None:
+        self.x_train, self.input_noise, self.p, self.bf16 = x_train, input_noise, input_dropout, bf16
+        # Preallocated buffers: fresh multi-MB tensors every step cost page faults on CPU.
+        shape, device = (max_batch, x_train.shape[1]), x_train.device
+        self.int_buf = torch.empty(shape, dtype=torch.int8, device=device)
+        self.x_buf = torch.empty(shape, device=device)
+        self.noise_buf = torch.empty(shape, device=device) if input_noise > 0 else None
+        self.mask_buf = torch.empty(shape, device=device) if input_dropout > 0 else None
+
+    def parameters(self, model: AnnClassifier) -> list[nn.Parameter]:
+        return list(model.parameters())
+
+    def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
+                      ) -> torch.Tensor:
+        b = idx.numel()
+        x_int = torch.index_select(self.x_train, 0, idx, out=self.int_buf[:b])
+        x = self.x_buf[:b]
+        if self.noise_buf is not None:
+            xi = self.noise_buf[:b].normal_(0.0, self.input_noise, generator=generator)
+            torch.sub(x_int, xi, out=x)  # int8 − float32 → float32, one pass
+        else:
+            x.copy_(x_int)
+        if self.mask_buf is not None:
+            # The model's input Dropout, done here with the same law (zero with probability p, survivors
+            # scaled by 1/(1−p)) from a uniform draw of our generator: bernoulli_ and masked_fill_ are
+            # several times slower on CPU and dominated the step at the authors' mock scale.
+            keep = self.mask_buf[:b].uniform_(generator=generator).ge_(self.p)  # 1.0 kept, 0.0 dropped
+            x.mul_(keep).mul_(1.0 / (1.0 - self.p))
+        if not self.bf16:
+            return model.first_linear(x)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return model.first_linear(x).float()
+
+    def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def finish(self, model: AnnClassifier) -> None:
+        pass
+
+
+def draw_survivors(n_snps: int, batch: int, p: float, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of the inputs that survive dropout ``p`` in a ``batch × n_snps`` grid, SNP-major.
+
+    Every cell survives independently with probability ``1 − p``: the cells are walked in SNP-major
+    order (cell ``j·batch + i``) and the gaps between survivors are geometric,
+    ``G = ⌊log U / log p⌋ + 1`` with ``U`` uniform on (0, 1] in float64, so ``P(G > k) = p^k``. Only
+    about ``(1 − p)·batch·n_snps`` numbers are drawn (in chunks, on the generator's device).
+
+    Returns
+    -------
+    (snp, sample)
+        int64 tensors, sorted by ``(snp, sample)``.
+    """
+    device = generator.device
+    n_cells = n_snps * batch
+    if p == 0.0:
+        pos = torch.arange(n_cells, device=device)
+    else:
+        q, log_p = 1.0 - p, math.log(p)
+        chunks, last = [], -1
+        while last < n_cells:  # the last drawn survivor is still inside the grid: more may follow
+            remaining = n_cells - 1 - last
+            n = int(remaining * q + 6.0 * math.sqrt(remaining * q * p) + 64)
+            u = torch.empty(n, dtype=torch.float64, device=device).uniform_(generator=generator)
+            gaps = torch.log1p(u.neg_()).div_(log_p).floor_().add_(1).long()  # 1 − u ∈ (0, 1]
+            chunks.append(gaps.cumsum_(0).add_(last))
+            last = int(chunks[-1][-1])
+        pos = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+        pos = pos[: int(torch.searchsorted(pos, n_cells))]
+    return pos.div(batch, rounding_mode="floor"), pos.remainder(batch)
+
+
+def sparse_preactivation(weight_t: torch.Tensor, snp: torch.Tensor, sample: torch.Tensor,
+                         values: torch.Tensor, batch: int) -> torch.Tensor:
+    """``z0[i] = Σ_j x̃_ij · W1[:, j]`` over the survivors, ``(batch, H1)``, without the bias.
+
+    ``weight_t`` is ``W1ᵀ`` (``M × H1``, SNP-major). The survivors are regrouped by sample (a stable sort
+    on the small sample index keeps each sample's SNPs in order) for one ``embedding_bag``.
+    """
+    order = torch.argsort(sample, stable=True)
+    offsets = torch.bincount(sample, minlength=batch).cumsum(0)
+    offsets = torch.cat([offsets.new_zeros(1), offsets[:-1]])
+    return F.embedding_bag(snp[order], weight_t, offsets, per_sample_weights=values[order], mode="sum")
+
+
+def sparse_weight_grad(snp: torch.Tensor, sample: torch.Tensor, values: torch.Tensor, dz: torch.Tensor,
+                       *, n_snps: int, out: torch.Tensor) -> torch.Tensor:
+    """``∂L/∂W1ᵀ = x̃ᵀ · ∂L/∂z`` (``M × H1``) into ``out``: one CSR (SNP-major) × dense product.
+
+    Every row of ``out`` is written (rows of SNPs without survivors get zeros), so it needs no zeroing.
+    """
+    crow = torch.cat([snp.new_zeros(1), torch.bincount(snp, minlength=n_snps).cumsum(0)])
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use the one stable product
+        warnings.simplefilter("ignore", UserWarning)
+        x_t = torch.sparse_csr_tensor(crow, sample, values, (n_snps, dz.shape[0]))
+        return torch.addmm(out, x_t, dz, beta=0.0, out=out)
+
+
+class SparseInputKernel:
+    """Only the survivors of the input dropout reach the first layer (see the module notes).
+
+    ``W1`` is held SNP-major as its own parameter ``weight_t`` (``M × H1``, what the optimiser updates);
+    the model's ``first_linear.weight`` becomes a transposed view of it, so validation, ``state_dict``
+    and checkpoints see the same numbers with no copy. :meth:`finish` gives the model back a plain
+    contiguous weight.
+    """
+
+    name = "sparse"
+
+    def __init__(self, x_train: torch.Tensor, model: AnnClassifier, *, input_noise: float,
+                 input_dropout: float) -> None:
+        self.x_train, self.input_noise, self.p = x_train, input_noise, input_dropout
+        first = model.first_linear
+        self.weight_t = nn.Parameter(first.weight.detach().t().contiguous())
+        first.weight = nn.Parameter(self.weight_t.detach().t(), requires_grad=False)
+        self.grad_buf = torch.empty_like(self.weight_t)  # persistent: a fresh 336 MB gradient page-faults
+        self._saved: tuple[torch.Tensor, ...] | None = None
+
+    def parameters(self, model: AnnClassifier) -> list[nn.Parameter]:
+        return [self.weight_t, *(q for q in model.parameters() if q is not model.first_linear.weight)]
+
+    def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
+                      ) -> torch.Tensor:
+        b, n_snps = idx.numel(), self.x_train.shape[1]
+        snp, sample = draw_survivors(n_snps, b, self.p, generator)
+        values = self.x_train.view(-1)[idx[sample] * n_snps + snp].to(torch.float32)
+        if self.input_noise > 0:
+            values.sub_(torch.empty_like(values).normal_(0.0, self.input_noise, generator=generator))
+        values.mul_(1.0 / (1.0 - self.p))
+        with torch.no_grad():
+            z0 = sparse_preactivation(self.weight_t, snp, sample, values, b)
+        z0.requires_grad_()
+        self._saved = (snp, sample, values, z0)
+        return z0 + model.first_linear.bias
+
+    def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
+        loss.backward()
+        snp, sample, values, z0 = self._saved
+        self._saved = None
+        self.weight_t.grad = sparse_weight_grad(snp, sample, values, z0.grad, n_snps=self.weight_t.shape[0],
+                                                out=self.grad_buf)
+
+    def finish(self, model: AnnClassifier) -> None:
+        model.first_linear.weight = nn.Parameter(self.weight_t.detach().t().contiguous())
+
+
+def make_input_kernel(name: str, x_train: torch.Tensor, model: AnnClassifier, *, max_batch: int,
+                      input_noise: float, bf16: bool) -> DenseInputKernel | SparseInputKernel:
+    """The batch kernel ``name`` (``auto``/``dense``/``sparse``) for ``model``'s input dropout.
+
+    The sparse kernel computes the first layer in float32 (a gather, not a matrix product: bf16 would
+    only add rounding); ``bf16`` then applies to validation alone.
+    """
+    p = float(model.config.input_dropout)
+    if resolve_input_kernel(name, p) == "dense":
+        return DenseInputKernel(x_train, max_batch=max_batch, input_noise=input_noise, input_dropout=p,
+                                bf16=bf16)
+    if bf16:
+        log.info("sparse input-dropout kernel: the first layer runs in float32 during training")
+    return SparseInputKernel(x_train, model, input_noise=input_noise, input_dropout=p)
+
+
+__all__ = ["KERNEL_CHOICES", "SPARSE_MIN_DROPOUT", "BatchKernel", "DenseInputKernel", "SparseInputKernel",
+           "draw_survivors", "make_input_kernel", "resolve_input_kernel", "sparse_preactivation",
+           "sparse_weight_grad"]
