@@ -442,26 +442,30 @@ def _restore(run: _Run, ckpt_dir: Path, *, fingerprint: str, epochs: int) -> Non
 def _train_epoch(run: _Run, data: _DeviceData, train_config: TrainConfig) -> float:
     """One pass over a fresh shuffle of the balanced index; the mean of the batches' losses."""
     order = data.balanced[torch.from_numpy(run.shuffle_rng.permutation(data.balanced.numel())).to(run.device)]
-    model, kernel, optimizer, generator = run.model, run.kernel, run.optimizer, run.noise_gen
-    model.train()
+    run.model.train()
     loss_sum = torch.zeros((), device=run.device)
     n_batches = 0
     for start in range(0, order.numel(), train_config.batch_size):
-        idx = order[start:start + train_config.batch_size]
-        # Authors' order of draws: label noise, then input noise.
-        y = data.y_train.index_select(0, idx)
-        if train_config.label_noise > 0:
-            eps = torch.randn(idx.numel(), generator=generator, device=run.device)
-            y = (y - eps.mul_(train_config.label_noise)).clamp_(0.0, 1.0)
-        z = kernel.preactivation(model, idx, generator)
-        loss = F.binary_cross_entropy(model.forward_from_preactivation(z).flatten(), y)
-        optimizer.zero_grad(set_to_none=True)
-        kernel.backward(model, loss)
-        optimizer.step()
-        loss_sum += loss.detach()
+        loss_sum += _train_step(run, data, order[start:start + train_config.batch_size], train_config)
         n_batches += 1
     # Like the authors: training loss = mean over the epoch's batches of the batch mean loss.
     return float(loss_sum.item()) / n_batches
+
+
+def _train_step(run: _Run, data: _DeviceData, idx: torch.Tensor, train_config: TrainConfig) -> torch.Tensor:
+    """One optimiser step on the training rows ``idx`` (model in train mode); the batch loss, detached."""
+    model, kernel, generator = run.model, run.kernel, run.noise_gen
+    # Authors' order of draws: label noise, then input noise.
+    y = data.y_train.index_select(0, idx)
+    if train_config.label_noise > 0:
+        eps = torch.randn(idx.numel(), generator=generator, device=run.device)
+        y = (y - eps.mul_(train_config.label_noise)).clamp_(0.0, 1.0)
+    z = kernel.preactivation(model, idx, generator)
+    loss = F.binary_cross_entropy(model.forward_from_preactivation(z).flatten(), y)
+    run.optimizer.zero_grad(set_to_none=True)
+    kernel.backward(model, loss)
+    run.optimizer.step()
+    return loss.detach()
 
 
 def _validate(model: AnnClassifier, data: _DeviceData, *, bf16: bool) -> tuple[float, float]:
