@@ -1,7 +1,7 @@
 """A small hand-made results layout ``R`` for the annotate and report tests.
 
-Built from the column contracts in docs/dev/interfaces.md, not by the producing steps, so the tests of
-ANNOTATE and REPORT do not depend on training anything. Every value the tests check is set here by hand:
+Written with the one writer of each artifact (:mod:`annpal.results`), not by the producing steps, so the
+tests of ANNOTATE and REPORT do not depend on training anything. Every value the tests check is set here by hand:
 
 * 300 SNPs, 150 per chromosome (1 and 2), at 10 kb spacing (BP = 10 000 · (k + 1)); IDs ``rs<1000+i>``
   except the :data:`NON_RS` indices, which have IDs like ``1:40000_A_G``.
@@ -16,11 +16,13 @@ ANNOTATE and REPORT do not depend on training anything. Every value the tests ch
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from annpal import results as R
+from annpal.genome import format_neg_log10_p, format_p
 
 N_SNPS, PER_CHROM, N_SAMPLES = 300, 150, 200
 NON_RS = (3, 14, 120)
@@ -88,125 +90,131 @@ def build_results(root: Path, *, gwas: bool = True, pvalues: bool = True, evalua
         ig's null_fit.json says gamma fits best and carries a warning.
     """
     root.mkdir(parents=True, exist_ok=True)
+    layout = R.Layout(root)
     v = variants()
-    prepared = root / "prepared"
-    prepared.mkdir()
-    v.to_csv(prepared / "variants.tsv", sep="\t", index=False)
     label = (np.arange(N_SAMPLES) % 5 < 2).astype(int)  # 80 cases, 120 controls
     split = np.where(np.arange(N_SAMPLES) % 4 == 0, "val", "train")
-    pd.DataFrame({"FID": [f"FAM_{i:05d}" for i in range(N_SAMPLES)], "IID": sample_ids(), "label": label,
-                  "split": split}).to_csv(prepared / "samples.tsv", sep="\t", index=False)
-    (prepared / "qc.json").write_text(json.dumps({
-        "n_samples_read": 210, "n_samples_no_phenotype": 10, "n_snps_read": 320,
-        "removed": {"monomorphic": 15, "maf": 5, "missing_rate": 0}, "n_missing_calls": 42}))
-
-    sims = root / "simulation"
+    _write(layout, R.VARIANTS, v)
+    _write(layout, R.SAMPLES, pd.DataFrame({"FID": [f"FAM_{i:05d}" for i in range(N_SAMPLES)], "IID": sample_ids(),
+                                            "label": label, "split": split}))
+    _write(layout, R.QC, {"n_samples_read": 210, "n_samples_no_phenotype": 10, "n_snps_read": 320,
+                          "removed": {"monomorphic": 15, "maf": 5, "missing_rate": 0}, "n_missing_calls": 42})
     if evaluation:
-        sims.mkdir()
-        pd.DataFrame({"SNP": ["rs1010", "rs1160"], "CHR": ["1", "2"], "BP": [110_000, 110_000],
-                      "role": ["dominant", "pair"], "partners": ["", "rs1161"], "weight": [0.8, -1.1]}
-                     ).to_csv(sims / "truth.tsv", sep="\t", index=False)
+        _write(layout, R.TRUTH, pd.DataFrame({"SNP": ["rs1010", "rs1160"], "CHR": ["1", "2"], "BP": [110_000, 110_000],
+                                              "role": ["dominant", "pair"], "partners": ["", "rs1161"],
+                                              "weight": [0.8, -1.1]}))
+    _write_training(layout)
+    _write_pal_and_mas(layout)
+    if pvalues:
+        _write_pvalues(layout, poor_null_fit=poor_null_fit)
+    if gwas:
+        _write_gwas(layout, v)
+    if evaluation:
+        _write_evaluation(layout)
+    _write(layout, R.PARAMS, {"n_models": 3, "n_null_models": 2, "methods": "ig,sm", "thresholds": "99.99,99.95",
+                              "train": {"epochs": 20, "lr": 1e-5}})
+    (root / "pipeline" / "versions.yml").write_text('"TRAIN":\n  annpal: 0.1.0\n  torch: 2.5.0\n"REPORT":\n'
+                                                    '  matplotlib: 3.9.0\n')
+    if annotate is not None:
+        import shutil
 
+        shutil.copytree(annotate, root / "annotate")
+    return root
+
+
+def _write(layout: R.Layout, artifact: R.Artifact, data, **names) -> None:
+    path = layout.path(artifact, **names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    R.write(artifact, path, data)
+
+
+def _write_training(layout: R.Layout) -> None:
     for kind, seeds in (("real", (1, 2, 3)), ("null", (101, 102))):
         for s in seeds:
-            d = root / "train" / f"{kind}_s{s}"
-            d.mkdir(parents=True)
+            model = f"{kind}_s{s}"
             epochs = np.arange(1, 21)
             auc = (0.55 if kind == "null" else 0.65 + 0.01 * s) - 0.1 * np.exp(-epochs / 5)
             if kind == "real" and s == 3:
                 auc = auc - 0.2  # final AUC < 0.6: the report must warn
-            pd.DataFrame({"epoch": epochs, "train_loss": 0.7 * np.exp(-epochs / 30),
-                          "val_loss": 0.7 - 0.002 * epochs, "val_auc": auc, "seconds": 0.1}
-                         ).to_csv(d / "history.tsv", sep="\t", index=False)
-            (d / "train.json").write_text(json.dumps({"kind": kind, "seed": s, "h1": 3, "h2": 1, "device": "cpu"}))
+            _write(layout, R.HISTORY, pd.DataFrame({"epoch": epochs, "train_loss": 0.7 * np.exp(-epochs / 30),
+                                                    "val_loss": 0.7 - 0.002 * epochs, "val_auc": auc, "seconds": 0.1}),
+                   model=model)
+            _write(layout, R.TRAIN_RECORD, {"kind": kind, "seed": s, "hidden_sizes": [3, 1], "device": "cpu"},
+                   model=model)
 
+
+def _write_pal_and_mas(layout: R.Layout) -> None:
     for method, pal, seed in (("ig", IG_PAL, 1), ("sm", SM_PAL, 2)):
         scores, mas = _scores(pal, seed)
-        pdir = root / "pal" / method
-        pdir.mkdir(parents=True)
-        scores.to_csv(pdir / "scores.tsv", sep="\t", index=False)
+        _write(layout, R.SCORES, scores, method=method)
         rows = []
         for th in THRESHOLDS:
             for i in pal[th]:
                 rows.append({"threshold": th, "SNP": scores["SNP"][i], "CHR": scores["CHR"][i], "BP": scores["BP"][i],
                              "index": i, "mas_mean": scores["mas_mean"][i], "count": scores[f"count_{th}"][i],
                              "amas": scores[f"amas_{th}"][i], "pal_common": scores[f"pal_common_{th}"][i]})
-        pd.DataFrame(rows).to_csv(pdir / "pal.tsv", sep="\t", index=False)
-        (pdir / "pal.json").write_text(json.dumps({"method": method, "thresholds": list(THRESHOLDS)}))
+        _write(layout, R.PAL, pd.DataFrame(rows), method=method)
+        _write(layout, R.PAL_RECORD, {"method": method, "thresholds": list(THRESHOLDS)}, method=method)
         for kind, k in (("real", 3), ("null", 2)):
-            mdir = root / "mas" / f"{method}_{kind}"
-            mdir.mkdir(parents=True)
             if kind == "real":
                 matrix = mas
             else:
                 matrix = np.abs(np.random.default_rng(seed + 10).normal(0, 1.0 / N_SNPS, size=(k, N_SNPS)))
-            np.save(mdir / "mas_matrix.npy", matrix)
-            pd.DataFrame({"row": range(k), "seed": (1, 2, 3)[:k] if kind == "real" else (101, 102),
-                          "kind": kind, "method": method}).to_csv(mdir / "models.tsv", sep="\t", index=False)
+            _write(layout, R.MAS_MATRIX, matrix, method=method, kind=kind)
+            _write(layout, R.MODELS, pd.DataFrame({
+                "row": range(k), "seed": (1, 2, 3)[:k] if kind == "real" else (101, 102), "kind": kind,
+                "method": method, "degenerate": False, "collapsed": False, "collapse_epoch": np.nan,
+                "collapsed_models": "exclude"}), method=method, kind=kind)
 
-    if pvalues:
-        scores = pd.read_csv(root / "pal" / "ig" / "scores.tsv", sep="\t", dtype={"CHR": str})
-        vdir = root / "pvalues" / "ig"
-        vdir.mkdir(parents=True)
-        rows = []
-        for (th, i), p in IG_P.items():
-            rows.append({"threshold": th, "index": i, "SNP": scores["SNP"][i], "CHR": scores["CHR"][i],
-                         "BP": scores["BP"][i], "amas": scores[f"amas_{th}"][i], "p_value": p, "p_bound": P_BOUND,
-                         "p_text": f"< {P_BOUND:.3g}" if p == 0 else f"{p:.3g}"})
-        pd.DataFrame(rows).to_csv(vdir / "pvalues.tsv", sep="\t", index=False)
-        pd.DataFrame({"distribution": ["halfnorm", "gamma"], "params": ["scale=0.0033", "a=1.2"],
-                      "loglik": [10.0, 12.0], "aic": [-18.0, -20.0], "bic": [-17.0, -18.5],
-                      "best": [not poor_null_fit, poor_null_fit]}).to_csv(vdir / "null_fit.tsv", sep="\t", index=False)
-        fit = {"sigma": 1.0 / N_SNPS, "best": "gamma" if poor_null_fit else "halfnorm", "tail_fraction": 0.1,
-               "warning": ("half-normal is not the best supported distribution for the null tail (gamma); "
-                           "P-values are not calibrated") if poor_null_fit else None}
-        (vdir / "null_fit.json").write_text(json.dumps(fit))
 
-    if gwas:
-        gdir = root / "gwas"
-        gdir.mkdir()
-        rng = np.random.default_rng(7)
-        beta = rng.normal(0, 0.1, N_SNPS)
-        se = np.full(N_SNPS, 0.1)
-        z = beta / se
-        from scipy import stats
+def _write_pvalues(layout: R.Layout, *, poor_null_fit: bool) -> None:
+    scores = R.read(R.SCORES, layout.path(R.SCORES, method="ig"))
+    rows = []
+    for (th, i), p in IG_P.items():
+        rows.append({"threshold": th, "index": i, "SNP": scores["SNP"][i], "CHR": scores["CHR"][i],
+                     "BP": scores["BP"][i], "amas": scores[f"amas_{th}"][i], "p_value": p, "p_bound": P_BOUND,
+                     "p_text": format_p(p, bound=P_BOUND)})
+    _write(layout, R.PVALUES, pd.DataFrame(rows), method="ig")
+    _write(layout, R.NULL_FIT, pd.DataFrame({
+        "distribution": ["halfnorm", "gamma"], "params": ["scale=0.0033", "a=1.2"], "loglik": [10.0, 12.0],
+        "aic": [-18.0, -20.0], "bic": [-17.0, -18.5], "best": [not poor_null_fit, poor_null_fit]}), method="ig")
+    fit = {"sigma": 1.0 / N_SNPS, "best": "gamma" if poor_null_fit else "halfnorm", "tail_fraction": 0.1,
+           "warning": ("half-normal is not the best supported distribution for the null tail (gamma); "
+                       "P-values are not calibrated") if poor_null_fit else None}
+    _write(layout, R.NULL_FIT_RECORD, fit, method="ig")
 
-        p = 2 * stats.norm.sf(np.abs(z))
-        status = np.array(["ok"] * N_SNPS, dtype=object)
-        for i in GWAS_MISSING:
-            beta[i], se[i], z[i], p[i] = np.nan, np.nan, np.nan, np.nan
-            status[i] = "separation"
-        # Written in reverse order: the summary statistics must come out sorted anyway.
-        g = pd.DataFrame({"index": v["index"], "CHR": v["CHR"], "BP": v["BP"], "SNP": v["SNP"], "A1": "A", "A2": "G",
-                          "beta": beta, "se": se, "z": z, "p_value": p, "neg_log10_p": -np.log10(p),
-                          "af": 1 - v["MAF"], "n": N_SAMPLES, "status": status}).iloc[::-1]
-        g.to_csv(gdir / "gwas.tsv", sep="\t", index=False)
-        (gdir / "gwas.json").write_text(json.dumps({"lambda_gc": 1.02, "n_pcs": 3}))
 
-    if evaluation:
-        edir = root / "evaluation"
-        edir.mkdir()
-        # evaluation.tsv as annpal-evaluate writes it: PAL rows without and with a P threshold, LR rows
-        pd.DataFrame({"method": ["ig", "ig", "ig", "ig", "sm", "lr", "lr"],
-                      "threshold": ["99.99", "99.95", "99.99", "99.99", "99.95", None, None],
-                      "p_threshold": [None, None, "1e-3", "1.7e-7", None, "1e-3", "1.7e-7"],
-                      "n_detected": [4, 6, 4, 1, 60, 30, 0], "n_blocks": [2, 3, 2, 1, 2, 10, 0],
-                      "tp": [2, 2, 2, 1, 1, 2, 0], "fp": [0, 1, 0, 0, 1, 8, 0],
-                      "precision": [1.0, 0.667, 1.0, 1.0, 0.5, 0.2, np.nan],
-                      "recall": [1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.0], "n_causal_loci": 2}).to_csv(
-            edir / "evaluation.tsv", sep="\t", index=False, na_rep="NA")
+def _write_gwas(layout: R.Layout, v: pd.DataFrame) -> None:
+    from scipy import stats
 
-    pipe = root / "pipeline"
-    pipe.mkdir()
-    (pipe / "params.json").write_text(json.dumps({"n_models": 3, "n_null_models": 2, "methods": "ig,sm",
-                                                  "thresholds": "99.99,99.95", "train": {"epochs": 20, "lr": 1e-5}}))
-    (pipe / "versions.yml").write_text('"TRAIN":\n  annpal: 0.1.0\n  torch: 2.5.0\n"REPORT":\n  matplotlib: 3.9.0\n')
+    rng = np.random.default_rng(7)
+    beta = rng.normal(0, 0.1, N_SNPS)
+    se = np.full(N_SNPS, 0.1)
+    z = beta / se
+    p = 2 * stats.norm.sf(np.abs(z))
+    status = np.array(["ok"] * N_SNPS, dtype=object)
+    for i in GWAS_MISSING:
+        beta[i], se[i], z[i], p[i] = np.nan, np.nan, np.nan, np.nan
+        status[i] = "separation"
+    nlp = -np.log10(p)
+    # Written in reverse order: the summary statistics must come out sorted anyway.
+    g = pd.DataFrame({"index": v["index"], "CHR": v["CHR"], "BP": v["BP"], "SNP": v["SNP"], "A1": "A", "A2": "G",
+                      "beta": beta, "se": se, "z": z, "p_value": [format_neg_log10_p(x) for x in nlp],
+                      "neg_log10_p": nlp, "af": 1 - v["MAF"], "n": N_SAMPLES, "status": status}).iloc[::-1]
+    _write(layout, R.GWAS, g)
+    _write(layout, R.GWAS_RECORD, {"lambda_gc": 1.02, "n_pcs": 3})
 
-    if annotate is not None:
-        import shutil
 
-        shutil.copytree(annotate, root / "annotate")
-    return root
+def _write_evaluation(layout: R.Layout) -> None:
+    # evaluation.tsv as annpal-evaluate writes it: PAL rows without and with a P threshold, LR rows
+    _write(layout, R.EVALUATION, pd.DataFrame({
+        "method": ["ig", "ig", "ig", "ig", "sm", "lr", "lr"],
+        "threshold": ["99.99", "99.95", "99.99", "99.99", "99.95", None, None],
+        "p_threshold": [None, None, "1e-3", "1.7e-7", None, "1e-3", "1.7e-7"],
+        "n_detected": [4, 6, 4, 1, 60, 30, 0], "n_blocks": [2, 3, 2, 1, 2, 10, 0],
+        "tp": [2, 2, 2, 1, 1, 2, 0], "fp": [0, 1, 0, 0, 1, 8, 0],
+        "precision": [1.0, 0.667, 1.0, 1.0, 0.5, 0.2, np.nan],
+        "recall": [1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.0], "n_causal_loci": 2}))
 
 
 def build_annotated_report(base: Path, *, title: str | None = None) -> tuple[Path, Path]:

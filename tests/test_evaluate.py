@@ -86,7 +86,7 @@ def test_read_truth__one_locus_per_causal_snp(tmp_path):
 def test_read_truth__missing_column_is_input_error(tmp_path):
     path = tmp_path / "truth.tsv"
     path.write_text("SNP\tCHR\nrs1\t1\n")
-    with pytest.raises(InputError, match="truth.tsv: truth table lacks column"):
+    with pytest.raises(InputError, match="truth.tsv: missing columns"):
         evaluate.read_truth(path)
 
 

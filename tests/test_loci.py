@@ -10,10 +10,10 @@ import pytest
 from results_fixture import IG_P, IG_PAL, P_BOUND, SM_PAL, build_results, variants
 
 from annpal.errors import InputError
+from annpal.results import Layout
 from annpal.loci import (
     LOCI_COLUMNS,
     call_loci,
-    find_methods,
     loci_table,
     map_genes,
     pal_snps,
@@ -125,8 +125,8 @@ def test_map_genes__window_edges_and_chrom_names():
     assert map_genes(loci, genes, window_bp=100_000) == ["LEFT_IN,INSIDE,EDGE_IN", "CHR2", "."]
 
 
-def test_find_methods__fixture(results):
-    assert find_methods(results) == ["ig", "sm"]
+def test_layout_methods__fixture(results):
+    assert Layout(results).methods() == ["ig", "sm"]
 
 
 def test_pal_snps__joins_pvalues(results):
@@ -153,7 +153,7 @@ def test_loci_table__fixture(results):
     # Hand: {10, 11, 14} (110-150 kb, lead 14: P 0 tied with 11, larger AMAS), {25} at 260 kb, {160, 161} on chr2.
     assert ig["snps"].tolist() == [",".join(v["SNP"][[10, 11, 14]]), v["SNP"][25], ",".join(v["SNP"][[160, 161]])]
     assert ig["lead_snp"].tolist() == [v["SNP"][14], v["SNP"][25], v["SNP"][161]]
-    assert ig["lead_p_text"].tolist() == [f"< {P_BOUND:.3g}", "0.04", "0.003"]
+    assert ig["lead_p_text"].tolist() == ["< 3.333e-05", "0.04", "0.003"]
     sm = loci[(loci["method"] == "sm") & (loci["threshold"] == "99.95")]
     assert sm["n_snps"].tolist() == [50, 10] and sm["start"].tolist() == [1_010_000, 10_000]
     assert len(SM_PAL["99.95"]) == 60

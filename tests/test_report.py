@@ -68,7 +68,7 @@ def test_build_report__contents(full_report):
     # Sortable loci tables, one per method and threshold, with the lead P text escaped.
     for tid in ("loci-ig-99.99", "loci-ig-99.95", "loci-sm-99.99", "loci-sm-99.95"):
         assert f'id="{tid}" class="sortable loci"' in html
-    assert "&lt; 3.33e-05" in html and 'data-sort="0.0"' in html
+    assert "&lt; 3.333e-05" in html and 'data-sort="0.0"' in html
     # Parameters, versions, LR λGC, deliverables.
     assert "train.epochs" in html and "<td>torch</td><td>2.5.0</td>" in html
     assert "λGC" in html and "1.02" in html

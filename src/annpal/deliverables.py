@@ -43,16 +43,20 @@ import yaml
 import annpal
 from annpal.errors import InputError
 from annpal.genome import chromosome_rank, normalise_chromosome
-from annpal.loci import (
-    LOCI_COLUMNS,
-    find_methods,
-    method_loci,
-    pal_snps,
-    read_genes,
-    read_pvalues,
-    read_scores,
-    score_thresholds,
+from annpal.loci import LOCI_COLUMNS, method_loci, pal_snps, read_genes
+from annpal.results import (
+    GWAS,
+    GWAS_RECORD,
+    LOCI,
+    PVALUES,
+    SAMPLES,
+    SCORES,
+    Layout,
+    read,
+    read_optional,
     threshold_value,
+    thresholds_of,
+    write,
 )
 
 log = logging.getLogger(__name__)
@@ -141,16 +145,15 @@ def method_columns(results: str | os.PathLike[str], method: str, *, scores: pd.D
     (pandas.DataFrame, str)
         Frame indexed by SNP ``index`` with columns ``mas amas amas_p``, and the θ label used.
     """
-    base = Path(results)
+    layout = Layout(results)
     if scores is None:
-        scores = read_scores(base / "pal" / method / "scores.tsv")
-    th = max(score_thresholds(scores), key=threshold_value)
+        scores = read(SCORES, layout.path(SCORES, method=method))
+    th = max(thresholds_of(scores), key=threshold_value)
     frame = pd.DataFrame({"mas": scores["mas_mean"].to_numpy(float),
                           "amas": scores[f"amas_{th}"].to_numpy(float),
                           "amas_p": np.nan}, index=scores["index"].astype(np.int64).to_numpy())
-    pv_path = base / "pvalues" / method / "pvalues.tsv"
-    if pv_path.is_file():
-        pv = read_pvalues(pv_path)
+    pv = read_optional(PVALUES, layout.path(PVALUES, method=method))
+    if pv is not None:
         pv = pv.loc[np.array([threshold_value(t) == threshold_value(th) for t in pv["threshold"]], dtype=bool)]
         p = pv["p_value"].to_numpy(float)
         bound = pv["p_bound"].to_numpy(float)
@@ -168,7 +171,7 @@ def build_sumstats(gwas: pd.DataFrame, methods: dict[str, pd.DataFrame]) -> pd.D
     Parameters
     ----------
     gwas
-        ``gwas.tsv`` (``index CHR BP SNP A1 A2 beta se z p_value neg_log10_p af n status``).
+        ``gwas.tsv`` as read by ``annpal.results.read(GWAS, ...)``.
     methods
         ``{method: frame}`` from :func:`method_columns` (indexed by SNP index).
 
@@ -178,9 +181,6 @@ def build_sumstats(gwas: pd.DataFrame, methods: dict[str, pd.DataFrame]) -> pd.D
         Columns :data:`SSF_MANDATORY` + :data:`SSF_OPTIONAL` + ``mas_<m> amas_<m> amas_p_<m>`` per
         method (sorted by name); rows sorted by chromosome and position; missing values as NaN/None.
     """
-    missing = [c for c in ("index", "CHR", "BP", "SNP", "A1", "A2", "beta", "se", "p_value", "af", "n") if c not in gwas]
-    if missing:
-        raise InputError(f"gwas.tsv: missing columns {missing}; re-run annpal-gwas")
     out = pd.DataFrame({
         "chromosome": gwas["CHR"].astype(str).map({c: ssf_chromosome(c) for c in gwas["CHR"].astype(str).unique()}
                                                   ).to_numpy(),
@@ -190,7 +190,9 @@ def build_sumstats(gwas: pd.DataFrame, methods: dict[str, pd.DataFrame]) -> pd.D
         "beta": pd.to_numeric(gwas["beta"], errors="coerce").to_numpy(),
         "standard_error": pd.to_numeric(gwas["se"], errors="coerce").to_numpy(),
         "effect_allele_frequency": pd.to_numeric(gwas["af"], errors="coerce").to_numpy(),
-        "p_value": pd.to_numeric(gwas["p_value"], errors="coerce").to_numpy(),
+        # gwas.tsv's text, never 0 (P below 1e-308 is written from its logarithm)
+        "p_value": gwas["p_value"].astype(str).where(~gwas["p_value"].astype(str).isin(["NA", "nan", ""])
+                                                      ).to_numpy(dtype=object),
         "rsid": gwas["SNP"].astype(str).str.strip().where(gwas["SNP"].astype(str).str.strip().str.fullmatch(_RSID.pattern)
                                                            ).to_numpy(dtype=object),
         "n": pd.array(pd.to_numeric(gwas["n"], errors="coerce").round(), dtype="Int64"),
@@ -255,7 +257,7 @@ def ssf_metadata(*, data_file: str | os.PathLike[str], build: str, sample_size: 
         "data_file_md5sum": md5sum(path),
         "is_harmonised": False,
         "is_sorted": bool(is_sorted),
-        "analysis_software": f"annpal {annpal.__version__} (statsmodels Logit)",
+        "analysis_software": f"annpal {annpal.__version__} (batched IRLS logistic regression, annpal.gwas)",
         "author_notes": notes,
     }
     if n_pcs:
@@ -268,19 +270,69 @@ def write_yaml(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     Path(path).write_text("---\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
-def _sample_counts(results: Path) -> tuple[int | None, int | None, int | None]:
-    samples = results / "prepared" / "samples.tsv"
-    if not samples.is_file():
+def _sample_counts(layout: Layout) -> tuple[int | None, int | None, int | None]:
+    samples = read_optional(SAMPLES, layout.path(SAMPLES), columns=["label"])
+    if samples is None:
         return None, None, None
-    label = pd.read_csv(samples, sep="\t", usecols=["label"])["label"]
+    label = samples["label"]
     return int(len(label)), int((label == 1).sum()), int((label == 0).sum())
+
+
+def _write_method_files(out: Path, method: str, snps: pd.DataFrame, thresholds: list[str], loci: pd.DataFrame,
+                        *, build: str, max_per_file: int) -> tuple[list[str], list[str], dict[str, Any]]:
+    """LDtrait query files and FUMA lead tables of one method; returns their names and a summary."""
+    ldtrait_files, fuma_files = [], []
+    for name, ids in ldtrait_sets(snps, method=method, build=build, max_per_file=max_per_file).items():
+        (out / "ldtrait" / name).write_text("\n".join(ids) + "\n")
+        ldtrait_files.append(f"ldtrait/{name}")
+    for th in thresholds:
+        sub = loci[(loci["method"] == method) & (loci["threshold"] == th)]
+        name = f"fuma_leads_{method}_{th}.tsv"
+        leads = fuma_leads(sub)
+        n_other = int((~leads["rsID"].map(is_rsid)).sum())
+        if n_other:
+            log.warning("%s: %d lead SNP(s) without an rsID; FUMA matches lead SNPs by rsID", name, n_other)
+        leads.to_csv(out / name, sep="\t", index=False)
+        fuma_files.append(name)
+    summary = {
+        "thresholds": thresholds,
+        "n_pal": {th: int((snps["threshold"] == th).sum()) for th in thresholds},
+        "n_loci": {th: int(((loci["method"] == method) & (loci["threshold"] == th)).sum()) for th in thresholds},
+    }
+    return ldtrait_files, fuma_files, summary
+
+
+def _write_sumstats(out: Path, layout: Layout, methods: list[str], scores: dict[str, pd.DataFrame], *,
+                    build: str, notes: list[str]) -> dict[str, Any] | None:
+    """GWAS-SSF data file and metadata from ``R/gwas`` (None, with a note, when there is no gwas.tsv)."""
+    gwas = read_optional(GWAS, layout.path(GWAS))
+    if gwas is None:
+        notes.append("no gwas/gwas.tsv: GWAS-SSF summary statistics not written (they need the LR comparator)")
+        return None
+    cols, used = {}, {}
+    for method in methods:
+        if method in scores:
+            cols[method], used[method] = method_columns(layout.root, method, scores=scores[method])
+        else:
+            notes.append(f"{method}: no scores.tsv; its MAS/AMAS columns are left out of {SUMSTATS_NAME}")
+    table = build_sumstats(gwas, cols)
+    data_path = out / SUMSTATS_NAME
+    write_ssf(data_path, table)
+    n_total, n_case, n_control = _sample_counts(layout)
+    sample_size = n_total if n_total is not None else int(gwas["n"].max()) if len(gwas) else 0
+    record = read_optional(GWAS_RECORD, layout.path(GWAS_RECORD)) or {}
+    meta = ssf_metadata(data_file=data_path, build=build, sample_size=sample_size, case_count=n_case,
+                        control_count=n_control, n_pcs=record.get("n_pcs"), amas_thresholds=used)
+    write_yaml(out / f"{SUMSTATS_NAME}-meta.yaml", meta)
+    return {"file": SUMSTATS_NAME, "metadata": f"{SUMSTATS_NAME}-meta.yaml", "n_variants": int(len(table)),
+            "amas_threshold": used}
 
 
 def annotate_results(results: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                      genes: str | os.PathLike[str] | None = None, build: str = "GRCh37",
                      locus_kb: float = 100.0, gene_window_kb: float = 100.0,
                      max_per_file: int = LDTRAIT_MAX_VARIANTS) -> dict[str, Any]:
-    """Write every ANNOTATE deliverable of a results layout into ``out_dir`` (METHOD.md §6).
+    """Write every ANNOTATE deliverable of a results layout into ``out_dir`` (docs/method.md, "Loci").
 
     Parameters
     ----------
@@ -308,79 +360,35 @@ def annotate_results(results: str | os.PathLike[str], out_dir: str | os.PathLike
     InputError
         No method under ``R/pal``, or a malformed input table.
     """
-    base, out = Path(results), Path(out_dir)
-    methods = find_methods(base)
+    layout, out = Layout(results), Path(out_dir)
+    methods = layout.methods()
     if not methods:
-        raise InputError(f"{base / 'pal'}: no <method>/scores.tsv or pal.tsv found; point --results to a "
+        raise InputError(f"{layout.root / 'pal'}: no <method>/scores.tsv or pal.tsv found; point --results to a "
                          "results folder with CALL_PAL outputs under pal/<method>/")
     gene_table = read_genes(genes) if genes is not None else None
     max_gap_bp, window_bp = int(round(locus_kb * 1000)), int(round(gene_window_kb * 1000))
     notes: list[str] = []
     # Each scores.tsv is read once (290 000 rows at paper scale) and shared by every deliverable.
-    scores = {m: read_scores(base / "pal" / m / "scores.tsv") for m in methods
-              if (base / "pal" / m / "scores.tsv").is_file()}
-    snps_of = {m: pal_snps(base, m, scores=scores.get(m)) for m in methods}
+    scores = {m: read(SCORES, layout.path(SCORES, method=m)) for m in methods
+              if layout.path(SCORES, method=m).is_file()}
+    snps_of = {m: pal_snps(layout.root, m, scores=scores.get(m)) for m in methods}
     parts = [method_loci(snps_of[m][0], snps_of[m][1], method=m, max_gap_bp=max_gap_bp, genes=gene_table,
                          gene_window_bp=window_bp) for m in methods]
     parts = [p for p in parts if len(p)]
     loci = pd.concat(parts, ignore_index=True)[LOCI_COLUMNS] if parts else pd.DataFrame(columns=LOCI_COLUMNS)
-    loci.to_csv(out / "loci.tsv", sep="\t", index=False, na_rep="NA", float_format="%.6g")
-
-    ldtrait_dir = out / "ldtrait"
-    ldtrait_dir.mkdir()
+    write(LOCI, out, loci)
+    (out / "ldtrait").mkdir()
     ldtrait_files: list[str] = []
     fuma_files: list[str] = []
     per_method: dict[str, Any] = {}
     for method in methods:
-        snps, thresholds = snps_of[method]
-        if not (base / "pvalues" / method / "pvalues.tsv").is_file():
+        if not layout.path(PVALUES, method=method).is_file():
             notes.append(f"{method}: no pvalues/{method}/pvalues.tsv; lead SNPs chosen by AMAS only")
-        for name, ids in ldtrait_sets(snps, method=method, build=build, max_per_file=max_per_file).items():
-            (ldtrait_dir / name).write_text("\n".join(ids) + "\n")
-            ldtrait_files.append(f"ldtrait/{name}")
-        for th in thresholds:
-            sub = loci[(loci["method"] == method) & (loci["threshold"] == th)]
-            name = f"fuma_leads_{method}_{th}.tsv"
-            leads = fuma_leads(sub)
-            n_other = int((~leads["rsID"].map(is_rsid)).sum())
-            if n_other:
-                log.warning("%s: %d lead SNP(s) without an rsID; FUMA matches lead SNPs by rsID", name, n_other)
-            leads.to_csv(out / name, sep="\t", index=False)
-            fuma_files.append(name)
-        per_method[method] = {
-            "thresholds": thresholds,
-            "n_pal": {th: int((snps["threshold"] == th).sum()) for th in thresholds},
-            "n_loci": {th: int(((loci["method"] == method) & (loci["threshold"] == th)).sum())
-                       for th in thresholds},
-        }
-
-    sumstats: dict[str, Any] | None = None
-    gwas_path = base / "gwas" / "gwas.tsv"
-    if gwas_path.is_file():
-        gwas = pd.read_csv(gwas_path, sep="\t", dtype={"CHR": str, "SNP": str, "A1": str, "A2": str})
-        cols, used = {}, {}
-        for method in methods:
-            if method in scores:
-                cols[method], used[method] = method_columns(base, method, scores=scores[method])
-            else:
-                notes.append(f"{method}: no scores.tsv; its MAS/AMAS columns are left out of {SUMSTATS_NAME}")
-        table = build_sumstats(gwas, cols)
-        data_path = out / SUMSTATS_NAME
-        write_ssf(data_path, table)
-        n_total, n_case, n_control = _sample_counts(base)
-        n_max = pd.to_numeric(gwas["n"], errors="coerce").max()
-        sample_size = n_total if n_total is not None else int(n_max) if pd.notna(n_max) else 0
-        n_pcs = None
-        gwas_json = base / "gwas" / "gwas.json"
-        if gwas_json.is_file():
-            n_pcs = json.loads(gwas_json.read_text()).get("n_pcs")
-        meta = ssf_metadata(data_file=data_path, build=build, sample_size=sample_size, case_count=n_case,
-                            control_count=n_control, n_pcs=n_pcs, amas_thresholds=used)
-        write_yaml(out / f"{SUMSTATS_NAME}-meta.yaml", meta)
-        sumstats = {"file": SUMSTATS_NAME, "metadata": f"{SUMSTATS_NAME}-meta.yaml", "n_variants": int(len(table)),
-                    "amas_threshold": used}
-    else:
-        notes.append("no gwas/gwas.tsv: GWAS-SSF summary statistics not written (they need the LR comparator)")
+        files = _write_method_files(out, method, *snps_of[method], loci, build=build, max_per_file=max_per_file)
+        ldtrait_files += files[0]
+        fuma_files += files[1]
+        per_method[method] = files[2]
+    sumstats = _write_sumstats(out, layout, methods, scores, build=build, notes=notes)
     for note in notes:
         log.info(note)
     summary = {

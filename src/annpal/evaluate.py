@@ -32,16 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annpal.errors import InputError
 from annpal.genome import clump, normalise_chromosomes
+from annpal.results import EVALUATION, GWAS, PAL, PVALUES, TRUTH, as_bool, read
 
-TRUTH_COLUMNS = ["SNP", "CHR", "BP", "role", "partners", "weight"]
-PAL_COLUMNS = ["threshold", "SNP", "CHR", "BP", "index", "mas_mean", "count", "amas", "pal_common"]
+#: Columns read from each input (declared, with their dtypes, in :mod:`annpal.results`).
+PAL_COLUMNS = ["threshold", "SNP", "CHR", "BP", "index", "pal_common"]
 GWAS_COLUMNS = ["index", "CHR", "BP", "SNP", "neg_log10_p", "status"]
 PVALUE_COLUMNS = ["threshold", "index", "p_value", "p_bound"]
 #: ``threshold`` is θ (NA for LR), ``p_threshold`` the P threshold (NA for unthresholded PAL rows).
-EVALUATION_COLUMNS = ["method", "threshold", "p_threshold", "n_detected", "n_blocks", "tp", "fp", "precision",
-                      "recall", "n_causal_loci"]
+EVALUATION_COLUMNS = EVALUATION.names
 
 
 #: The paper's names for the two PAL thresholds (IG_strict, IG_relaxed in its Fig. 2).
@@ -133,43 +132,24 @@ def evaluate_detections(det_chrom: Sequence | np.ndarray, det_bp: Sequence | np.
 # Files
 
 
-def _read_table(path: str | Path, columns: Sequence[str], what: str, fix: str, **kwargs) -> pd.DataFrame:
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, sep="\t", **kwargs)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the {what} ({exc}); {fix}") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}: {what} lacks column(s) {', '.join(missing)}; {fix}")
-    return table
-
-
 def read_truth(path: str | Path) -> pd.DataFrame:
     """The truth table (``SNP CHR BP role partners weight``, from annpal-simulate) as causal loci.
 
     Returns one row per distinct causal SNP (duplicates by SNP ID dropped) with normalised ``CHR``.
     """
-    fix = "give the truth.tsv written by annpal-simulate"
-    truth = _read_table(path, TRUTH_COLUMNS, "truth table", fix, dtype={"SNP": str, "CHR": str, "role": str,
-                                                                         "partners": str})
-    bp = pd.to_numeric(truth["BP"], errors="coerce")
-    if bp.isna().any():
-        raise InputError(f"{path}: column 'BP' has missing or non-numeric positions; {fix}")
-    truth = truth.assign(CHR=normalise_chromosomes(truth["CHR"]), BP=bp.astype(np.int64))
+    truth = read(TRUTH, path)
+    truth = truth.assign(CHR=normalise_chromosomes(truth["CHR"]))
     return truth.drop_duplicates(subset=["SNP"]).reset_index(drop=True)
 
 
 def read_pal(path: str | Path) -> pd.DataFrame:
     """PAL SNPs (``pal.tsv`` from annpal-call-pal); ``threshold`` kept as text (``99.99``)."""
-    return _read_table(path, ["threshold", "SNP", "CHR", "BP", "index", "pal_common"], "PAL table",
-                       "give the pal.tsv written by annpal-call-pal", dtype={"threshold": str, "SNP": str, "CHR": str})
+    return read(PAL, path, columns=PAL_COLUMNS)
 
 
 def read_gwas(path: str | Path) -> pd.DataFrame:
     """Logistic regression results (``gwas.tsv`` from annpal-gwas)."""
-    return _read_table(path, GWAS_COLUMNS, "GWAS table", "give the gwas.tsv written by annpal-gwas",
-                       dtype={"SNP": str, "CHR": str, "status": str})
+    return read(GWAS, path, columns=GWAS_COLUMNS)
 
 
 def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
@@ -191,14 +171,7 @@ def parse_p_thresholds(text: str) -> list[tuple[str, float]]:
 
 def read_pvalues(path: str | Path) -> pd.DataFrame:
     """AMAS P-values of one method (``pvalues.tsv`` from annpal-pvalues); ``threshold`` kept as text."""
-    fix = "give the pvalues.tsv written by annpal-pvalues"
-    table = _read_table(path, PVALUE_COLUMNS, "P-value table", fix, dtype={"threshold": str})
-    for col in ("index", "p_value", "p_bound"):
-        values = pd.to_numeric(table[col], errors="coerce")
-        if values.isna().any():
-            raise InputError(f"{path}: column {col!r} has missing or non-numeric values; {fix}")
-        table[col] = values
-    return table
+    return read(PVALUES, path, columns=PVALUE_COLUMNS)
 
 
 def p_at_most(p_value: np.ndarray, p_bound: np.ndarray, t: float) -> np.ndarray:
@@ -234,8 +207,7 @@ def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresho
     With ``common=True`` every row is repeated as ``<method>-common`` from the PAL-common SNPs.
     """
     labels = list(dict.fromkeys([str(t) for t in thresholds] + pal["threshold"].astype(str).tolist()))
-    flags = pd.to_numeric(pal["pal_common"].astype(str).str.lower().map(
-        {"1": 1, "0": 0, "true": 1, "false": 0, "1.0": 1, "0.0": 0}), errors="coerce").fillna(0).astype(bool)
+    flags = pd.Series(as_bool(pal["pal_common"]))
     variants = [(method, np.ones(len(pal), dtype=bool))]
     if common:
         variants.append((f"{method}-common", flags.to_numpy()))

@@ -7,8 +7,8 @@ by the largest AMAS and then the smallest position. Genes are mapped positionall
 for a locus when it overlaps ``[start − window, end + window]`` (paper: genes within ±100 kb of the
 detected SNPs of a PAL).
 
-The readers at the bottom understand the results layout ``R`` (``R/pal/<method>/scores.tsv``,
-``pal.tsv``; ``R/pvalues/<method>/pvalues.tsv``) described in ``docs/dev/interfaces.md``.
+The readers at the bottom take the results layout ``R`` (:class:`annpal.results.Layout`:
+``R/pal/<method>/scores.tsv`` or ``pal.tsv``, ``R/pvalues/<method>/pvalues.tsv``).
 """
 
 from __future__ import annotations
@@ -25,15 +25,22 @@ import pandas as pd
 
 from annpal.errors import InputError
 from annpal.genome import clump, format_p, normalise_chromosome
-from annpal.results import as_bool
+from annpal.results import (
+    LOCI,
+    PAL,
+    PVALUES,
+    SCORES,
+    Layout,
+    read,
+    read_optional,
+    threshold_value,
+    thresholds_of,
+)
 
 log = logging.getLogger(__name__)
 
-#: Column order of ``loci.tsv``.
-LOCI_COLUMNS = [
-    "method", "threshold", "locus", "chr", "start", "end", "n_snps", "lead_snp", "lead_bp", "lead_p",
-    "lead_p_text", "lead_amas", "snps", "genes",
-]
+#: Column order of ``loci.tsv`` (declared in :mod:`annpal.results`).
+LOCI_COLUMNS = LOCI.names
 #: Columns of the per-SNP PAL table the locus functions take.
 PAL_SNP_COLUMNS = ["threshold", "index", "SNP", "CHR", "BP", "amas", "p_value", "p_bound", "p_text"]
 #: ``genes`` value when no gene annotation was given / when it was given but no gene is near.
@@ -207,55 +214,6 @@ def map_genes(loci: pd.DataFrame, genes: pd.DataFrame, *, window_bp: int = 100_0
 # Results layout readers
 
 
-def find_methods(results: str | os.PathLike[str]) -> list[str]:
-    """Methods with a PAL folder (``R/pal/<method>/`` holding scores.tsv or pal.tsv), sorted."""
-    pal_dir = Path(results) / "pal"
-    if not pal_dir.is_dir():
-        return []
-    return sorted(d.name for d in pal_dir.iterdir()
-                  if d.is_dir() and ((d / "scores.tsv").is_file() or (d / "pal.tsv").is_file()))
-
-
-def threshold_value(label: object) -> float:
-    """A threshold label (``"99.99"``) as a number, for matching labels written slightly differently."""
-    try:
-        return float(label)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def score_thresholds(scores: pd.DataFrame) -> list[str]:
-    """Threshold labels of a scores.tsv, in column order (``amas_<θ>`` columns)."""
-    return [c[len("amas_"):] for c in scores.columns if c.startswith("amas_")]
-
-
-def read_scores(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a ``scores.tsv`` (``index CHR BP SNP mas_mean`` + per θ columns)."""
-    p = Path(path)
-    try:
-        df = pd.read_csv(p, sep="\t", dtype={"CHR": str, "SNP": str})
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"{p}: cannot read ({exc}); re-run annpal-call-pal") from None
-    missing = [c for c in ("index", "CHR", "BP", "SNP", "mas_mean") if c not in df]
-    if missing or not score_thresholds(df):
-        raise InputError(f"{p}: missing columns {missing or ['amas_<θ>']}; re-run annpal-call-pal")
-    return df
-
-
-def read_pvalues(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a ``pvalues.tsv`` (``threshold index SNP CHR BP amas p_value p_bound p_text``)."""
-    p = Path(path)
-    df = pd.read_csv(p, sep="\t", dtype={"threshold": str, "CHR": str, "SNP": str, "p_text": str})
-    missing = [c for c in ("threshold", "index", "p_value") if c not in df]
-    if missing:
-        raise InputError(f"{p}: missing columns {missing}; re-run annpal-pvalues")
-    if "p_bound" not in df:
-        df["p_bound"] = np.nan
-    if "p_text" not in df:
-        df["p_text"] = np.nan
-    return df
-
-
 def pal_snps(results: str | os.PathLike[str], method: str, *, scores: pd.DataFrame | None = None
              ) -> tuple[pd.DataFrame, list[str]]:
     """The PAL SNPs of one method, every threshold, joined with their AMAS P-values.
@@ -271,32 +229,26 @@ def pal_snps(results: str | os.PathLike[str], method: str, *, scores: pd.DataFra
     (pandas.DataFrame, list of str)
         Rows with :data:`PAL_SNP_COLUMNS`, and the threshold labels in file order.
     """
-    base = Path(results)
-    scores_path = base / "pal" / method / "scores.tsv"
+    layout = Layout(results)
+    scores_path = layout.path(SCORES, method=method)
     frames = []
     if scores is not None or scores_path.is_file():
         if scores is None:
-            scores = read_scores(scores_path)
-        thresholds = score_thresholds(scores)
+            scores = read(SCORES, scores_path)
+        thresholds = thresholds_of(scores)
         for th in thresholds:
-            col = f"pal_{th}"
-            mask = as_bool(scores[col]) if col in scores else np.zeros(len(scores), bool)
-            sub = scores.loc[mask, ["index", "SNP", "CHR", "BP", f"amas_{th}"]].rename(columns={f"amas_{th}": "amas"})
+            sub = scores.loc[scores[f"pal_{th}"].to_numpy(bool), ["index", "SNP", "CHR", "BP", f"amas_{th}"]]
+            sub = sub.rename(columns={f"amas_{th}": "amas"})
             sub.insert(0, "threshold", th)
             frames.append(sub)
     else:
-        pal_path = base / "pal" / method / "pal.tsv"
-        pal = pd.read_csv(pal_path, sep="\t", dtype={"threshold": str, "CHR": str, "SNP": str})
-        missing = [c for c in ("threshold", "SNP", "CHR", "BP", "index", "amas") if c not in pal]
-        if missing:
-            raise InputError(f"{pal_path}: missing columns {missing}; re-run annpal-call-pal")
+        pal = read(PAL, layout.path(PAL, method=method))
         thresholds = list(dict.fromkeys(pal["threshold"]))
         frames.append(pal[["threshold", "index", "SNP", "CHR", "BP", "amas"]])
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAL_SNP_COLUMNS[:6])
     df["p_value"], df["p_bound"], df["p_text"] = np.nan, np.nan, None
-    pv_path = base / "pvalues" / method / "pvalues.tsv"
-    if pv_path.is_file() and len(df):
-        pv = read_pvalues(pv_path)
+    pv = read_optional(PVALUES, layout.path(PVALUES, method=method)) if len(df) else None
+    if pv is not None:
         pv_map = {(threshold_value(t), int(i)): (pval, bound, text) for t, i, pval, bound, text in zip(
             pv["threshold"], pv["index"], pv["p_value"], pv["p_bound"], pv["p_text"], strict=True)}
         got = [pv_map.get((threshold_value(t), int(i)), (np.nan, np.nan, None))
@@ -332,7 +284,7 @@ def loci_table(results: str | os.PathLike[str], *, methods: Iterable[str] | None
         Columns :data:`LOCI_COLUMNS`.
     """
     parts = []
-    for method in (find_methods(results) if methods is None else list(methods)):
+    for method in (Layout(results).methods() if methods is None else list(methods)):
         snps, thresholds = pal_snps(results, method)
         loci = method_loci(snps, thresholds, method=method, max_gap_bp=max_gap_bp, genes=genes,
                            gene_window_bp=gene_window_bp)

@@ -86,7 +86,7 @@ def write_prepared(directory: str | os.PathLike[str], dataset: PreparedDataset) 
     target = (d / GENOTYPES).resolve()
     written = isinstance(g, np.memmap) and g.filename is not None and Path(g.filename).resolve() == target
     if not written:  # PREPARE writes the matrix in place (create_genotypes_npy); everything else saves it here
-        np.save(d / GENOTYPES, np.ascontiguousarray(g, dtype=np.int8))
+        results.write(results.GENOTYPES, d / GENOTYPES, np.asarray(g, dtype=np.int8))
     results.write(results.SAMPLES, d / SAMPLES, dataset.samples[SAMPLE_COLUMNS])
     variants = dataset.variants.copy()
     variants["index"] = np.arange(len(variants))
@@ -124,7 +124,7 @@ def shrink_genotypes_npy(path: str | os.PathLike[str], shape: tuple[int, int]) -
         fh.seek(10)
         fh.write((header + " " * (room - len(header) - 1) + "\n").encode("latin1"))
         fh.truncate(data_start + shape[0] * shape[1])
-    return np.load(path, mmap_mode="r")
+    return results.read(results.GENOTYPES, path, mmap=True)
 
 
 def load_prepared(directory: str | os.PathLike[str], *, mmap: bool = True) -> PreparedDataset:

@@ -11,7 +11,6 @@ genotype matrix are never read.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -24,12 +23,37 @@ import pandas as pd
 import yaml
 
 import annpal
+from annpal.deliverables import SUMSTATS_NAME
 from annpal.errors import InputError
 from annpal.gwas import lambda_gc
-from annpal.loci import find_methods, loci_table, read_scores, score_thresholds, threshold_value
+from annpal.loci import loci_table
+from annpal.null import TAIL_DISTRIBUTIONS
 from annpal.report import plots as P
 from annpal.report.html import Section, bullet_list, esc, figure, key_value_table, render_page, table
-from annpal.results import as_bool
+from annpal.results import (
+    ANNOTATE_RECORD,
+    EVALUATION,
+    GWAS,
+    GWAS_RECORD,
+    HISTORY,
+    LOCI,
+    MAS_MATRIX,
+    MODELS,
+    NULL_FIT,
+    NULL_FIT_RECORD,
+    PARAMS,
+    QC,
+    SAMPLES,
+    SCORES,
+    TRAIN_RECORD,
+    TRUTH,
+    VARIANTS,
+    Artifact,
+    Layout,
+    read,
+    threshold_value,
+    thresholds_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +65,8 @@ LOW_VAL_AUC = 0.6
 LAMBDA_WARN = 1.1
 #: Hidden layer sizes below this get a warning (METHOD.md §2: "warning when tiny").
 TINY_HIDDEN = 2
-_HALF_NORMAL_NAMES = {"halfnormal", "half-normal", "half_normal", "halfnorm"}
+#: The null distribution of the method (annpal.null's spelling).
+HALF_NORMAL = TAIL_DISTRIBUTIONS[0]
 
 
 @dataclass
@@ -56,7 +81,7 @@ class ReportResult:
 
 @dataclass
 class _Context:
-    results: Path
+    results: Layout
     plot_dir: Path
     plots: list[P.Plot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -67,15 +92,15 @@ class _Context:
         return figure(plot)
 
 
-def _read_json(path: Path, ctx: _Context) -> dict[str, Any] | None:
+def _read(ctx: _Context, artifact: Artifact, path: Path, **kwargs: Any) -> Any | None:
+    """An optional part of the layout: None when absent; unreadable parts are skipped with a note."""
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        ctx.notes.append(f"{path.relative_to(ctx.results)}: unreadable JSON ({exc}); skipped")
+        return read(artifact, path, **kwargs)
+    except InputError as exc:
+        ctx.notes.append(f"{exc}; skipped")
         return None
-    return data if isinstance(data, dict) else {"value": data}
 
 
 def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -94,57 +119,40 @@ def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield key, obj
 
 
-def _find_keys(obj: Any, names: set[str]) -> Iterator[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in names:
-                yield k, v
-            yield from _find_keys(v, names)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _find_keys(v, names)
-
-
 # ----------------------------------------------------------------------------------------------------
 # Sections
 
 
 def _overview(ctx: _Context) -> Section:
-    prepared = ctx.results / "prepared"
+    lay = ctx.results
     rows: list[tuple[str, Any]] = []
-    samples = prepared / "samples.tsv"
-    if samples.is_file():
-        # Only label and split: sample IDs are never loaded (privacy rule).
-        header = pd.read_csv(samples, sep="\t", nrows=0).columns
-        s = pd.read_csv(samples, sep="\t", usecols=[c for c in ("label", "split") if c in header])
-        rows.append(("samples", len(s)))
-        if "label" in s:
-            rows += [("cases", int((s["label"] == 1).sum())), ("controls", int((s["label"] == 0).sum()))]
-        if "split" in s and "label" in s:
-            for split in ("train", "val"):
-                sub = s[s["split"] == split]
-                rows.append((f"{split} split (cases / controls)",
-                             f"{int((sub['label'] == 1).sum())} / {int((sub['label'] == 0).sum())}"))
+    # Only label and split: sample IDs are never loaded (privacy rule).
+    s = _read(ctx, SAMPLES, lay.path(SAMPLES), columns=["label", "split"])
+    if s is not None:
+        rows += [("samples", len(s)), ("cases", int((s["label"] == 1).sum())),
+                 ("controls", int((s["label"] == 0).sum()))]
+        for split in ("train", "val"):
+            sub = s[s["split"] == split]
+            rows.append((f"{split} split (cases / controls)",
+                         f"{int((sub['label'] == 1).sum())} / {int((sub['label'] == 0).sum())}"))
     else:
         ctx.notes.append("prepared/samples.tsv absent: sample counts not shown")
-    variants = prepared / "variants.tsv"
-    if variants.is_file():
-        v = pd.read_csv(variants, sep="\t", usecols=["CHR"], dtype={"CHR": str})
+    v = _read(ctx, VARIANTS, lay.path(VARIANTS), columns=["CHR"])
+    if v is not None:
         rows += [("SNPs", len(v)), ("chromosomes", v["CHR"].nunique())]
     else:
         ctx.notes.append("prepared/variants.tsv absent: SNP counts not shown")
     body = key_value_table(rows, headers=("input", "count"))
-    qc = _read_json(prepared / "qc.json", ctx)
+    qc = _read(ctx, QC, lay.path(QC))
     if qc:
         # Provenance keys are shown in their own section (versions) or are not results (command line).
         shown = {k: v for k, v in qc.items() if k not in ("versions", "command")}
         body += "<h3>Quality control (qc.json)</h3>" + key_value_table(_flatten(shown), headers=("item", "value"))
     elif qc is None:
         ctx.notes.append("prepared/qc.json absent: QC removals not shown")
-    truth = ctx.results / "simulation" / "truth.tsv"
-    if truth.is_file():
-        t = pd.read_csv(truth, sep="\t")
-        counts = t["role"].value_counts().sort_index() if "role" in t else pd.Series(dtype=int)
+    t = _read(ctx, TRUTH, lay.path(TRUTH))
+    if t is not None:
+        counts = t["role"].value_counts().sort_index()
         body += ("<h3>Simulated phenotype</h3>"
                  + key_value_table([("causal SNPs", len(t))] + [(f"role {k}", int(n)) for k, n in counts.items()],
                                    headers=("truth", "count")))
@@ -152,14 +160,11 @@ def _overview(ctx: _Context) -> Section:
 
 
 def _loci_section(ctx: _Context) -> Section:
-    path = ctx.results / "annotate" / "loci.tsv"
-    if path.is_file():
-        loci = pd.read_csv(path, sep="\t", dtype={"threshold": str, "chr": str, "lead_p_text": str,
-                                                   "genes": str, "snps": str}, keep_default_na=False,
-                           na_values={"lead_p": ["NA"], "lead_amas": ["NA"]})
+    loci = _read(ctx, LOCI, ctx.results.path(LOCI))
+    if loci is not None:
         source = "annotate/loci.tsv"
-    elif find_methods(ctx.results):
-        loci = loci_table(ctx.results)
+    elif ctx.results.methods():
+        loci = loci_table(ctx.results.root)
         source = "computed from pal/ and pvalues/ (no annotate/loci.tsv; genes not mapped)"
         ctx.notes.append("annotate/ absent: loci computed for the report without gene mapping")
     else:
@@ -181,8 +186,8 @@ def _loci_section(ctx: _Context) -> Section:
 
 
 def _methods_section(ctx: _Context) -> Section | None:
-    methods = find_methods(ctx.results)
-    mas_dir = ctx.results / "mas"
+    methods = ctx.results.methods()
+    mas_dir = ctx.results.root / "mas"
     mas_methods = sorted({d.name.rsplit("_", 1)[0] for d in mas_dir.iterdir() if d.is_dir()}) if mas_dir.is_dir() else []
     every = sorted(set(methods) | set(mas_methods))
     if not every:
@@ -191,14 +196,12 @@ def _methods_section(ctx: _Context) -> Section | None:
     body = []
     for method in every:
         body.append(f"<h3>{esc(method.upper())}</h3>")
-        scores_path = ctx.results / "pal" / method / "scores.tsv"
-        if scores_path.is_file():
-            scores = read_scores(scores_path)
-            ths = score_thresholds(scores)
+        scores = _read(ctx, SCORES, ctx.results.path(SCORES, method=method))
+        if scores is not None:
+            ths = thresholds_of(scores)
             rows = []
             for th in ths:
-                n_pal = int(as_bool(scores[f"pal_{th}"]).sum()) if f"pal_{th}" in scores else 0
-                n_common = int(as_bool(scores[f"pal_common_{th}"]).sum()) if f"pal_common_{th}" in scores else 0
+                n_pal, n_common = int(scores[f"pal_{th}"].sum()), int(scores[f"pal_common_{th}"].sum())
                 rows.append({"threshold θ": th, "T = percentile(mean MAS, θ)": float(np.percentile(
                     scores["mas_mean"].to_numpy(float), threshold_value(th))), "PAL SNPs": n_pal,
                     "PAL-common SNPs": n_common})
@@ -210,16 +213,15 @@ def _methods_section(ctx: _Context) -> Section | None:
         else:
             ctx.notes.append(f"pal/{method}/scores.tsv absent: no Manhattan plot for {method}")
         body.append(_null_fit(ctx, method))
-        real = mas_dir / f"{method}_real" / "mas_matrix.npy"
-        if real.is_file():
-            matrix = np.load(real)
-            seeds = _seeds(mas_dir / f"{method}_real" / "models.tsv", matrix.shape[0])
+        matrix = _read(ctx, MAS_MATRIX, ctx.results.path(MAS_MATRIX, method=method, kind="real"))
+        if matrix is not None:
+            seeds = _seeds(ctx, ctx.results.path(MODELS, method=method, kind="real"), matrix.shape[0])
             body.append(ctx.add(P.plot_mas_correlation(matrix, seeds=seeds, method=method,
                                                        out_prefix=ctx.plot_dir / f"mas_correlation_{method}")))
         else:
             ctx.notes.append(f"mas/{method}_real/mas_matrix.npy absent: no MAS correlation plot for {method}")
         for kind in ("real", "null"):
-            dead = _degenerate_seeds(mas_dir / f"{method}_{kind}" / "models.tsv")
+            dead = _degenerate_seeds(ctx, ctx.results.path(MODELS, method=method, kind=kind))
             if dead:
                 ctx.warnings.append(f"{method}: {kind} model(s) with seed {', '.join(map(str, dead))} are "
                                     "degenerate (dead network: every attribution zero, MAS uniform); "
@@ -227,97 +229,82 @@ def _methods_section(ctx: _Context) -> Section | None:
     return Section("methods", "PAL and P-values by method", "\n".join(body))
 
 
-def _degenerate_seeds(models_tsv: Path) -> list[Any]:
-    if not models_tsv.is_file():
-        return []
-    models = pd.read_csv(models_tsv, sep="\t")
-    if "degenerate" not in models or "seed" not in models:
-        return []
-    return models.loc[models["degenerate"] == 1, "seed"].tolist()
+def _degenerate_seeds(ctx: _Context, models_tsv: Path) -> list[Any]:
+    models = _read(ctx, MODELS, models_tsv)
+    return [] if models is None else models.loc[models["degenerate"], "seed"].tolist()
 
 
-def _seeds(models_tsv: Path, k: int) -> list[Any]:
-    if models_tsv.is_file():
-        models = pd.read_csv(models_tsv, sep="\t")
-        if "seed" in models and len(models) == k:
-            return models["seed"].tolist()
+def _seeds(ctx: _Context, models_tsv: Path, k: int) -> list[Any]:
+    models = _read(ctx, MODELS, models_tsv)
+    if models is not None and len(models) == k:
+        return models["seed"].tolist()
     return list(range(1, k + 1))
 
 
-def _array(fit: dict[str, Any], names: set[str]) -> np.ndarray | None:
-    for _, value in _find_keys(fit, names):
-        if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
-            return np.asarray(value, dtype=float)
-    return None
-
-
 def _null_fit(ctx: _Context, method: str) -> str:
-    pdir = ctx.results / "pvalues" / method
-    fit = _read_json(pdir / "null_fit.json", ctx)
+    fit = _read(ctx, NULL_FIT_RECORD, ctx.results.path(NULL_FIT_RECORD, method=method))
     if fit is None:
         ctx.notes.append(f"pvalues/{method}/null_fit.json absent: no null fit for {method}")
         return ""
-    best = fit.get("best")
-    warning = fit.get("warning")
-    if warning:
-        ctx.warnings.append(f"{method}: {warning}")
-    elif "warning" not in fit and best and str(best).lower() not in _HALF_NORMAL_NAMES:
+    best = fit["best"]
+    if fit.get("warning"):
+        ctx.warnings.append(f"{method}: {fit['warning']}")
+    elif "warning" not in fit and best != HALF_NORMAL:
         # PVALUES decides (with its AIC tolerance) and writes "warning"; judge here only if it did not.
         ctx.warnings.append(f"{method}: the half-normal is not the best-supported null distribution (best: {best}); "
                             "AMAS P-values may not be calibrated")
     parts = []
-    fit_tsv = pdir / "null_fit.tsv"
-    if fit_tsv.is_file():
+    fits = _read(ctx, NULL_FIT, ctx.results.path(NULL_FIT, method=method))
+    if fits is not None:
         parts.append("<p class=\"muted\">Null distribution fits to the upper tail (AIC/BIC; lower is better).</p>"
-                     + table(pd.read_csv(fit_tsv, sep="\t")))
-    sigma = fit.get("sigma")
+                     + table(fits))
+    sigma = fit["sigma"]
     if sigma is None or not np.isfinite(float(sigma)):
         return "".join(parts)
-    null_path = ctx.results / "mas" / f"{method}_null" / "mas_matrix.npy"
-    tail = float(fit.get("tail_fraction", 0.1) or 0.1)
-    # Prefer the arrays PVALUES stored (histogram.edges/density, qq.expected/observed), so the figure
-    # shows exactly what it fitted; recompute from the null MAS matrix when they are absent.
-    kwargs: dict[str, Any] = {}
-    edges = _array(fit, {"edges", "hist_edges", "bin_edges"})
-    dens = _array(fit, {"density", "hist_density"})
-    theo = _array(fit, {"expected", "theoretical", "qq_expected", "qq_theoretical"})
-    obs = _array(fit, {"observed", "qq_observed"})
-    if edges is not None and dens is not None and theo is not None and obs is not None and len(theo) == len(obs):
-        kwargs["hist"], kwargs["qq"] = (edges, dens), (theo, obs)
-    elif null_path.is_file():
-        kwargs["null_mas"] = np.load(null_path)
-    else:
-        if edges is not None and dens is not None:
-            kwargs["hist"] = (edges, dens)
-        if theo is not None and obs is not None and len(theo) == len(obs):
-            kwargs["qq"] = (theo, obs)
     parts.append(ctx.add(P.plot_null_fit(method=method, out_prefix=ctx.plot_dir / f"null_fit_{method}",
-                                         sigma=float(sigma), tail_fraction=tail, best=best, **kwargs)))
+                                         sigma=float(sigma), tail_fraction=float(fit["tail_fraction"]), best=best,
+                                         **_null_fit_data(ctx, method, fit))))
     return "".join(parts)
 
 
+def _null_fit_data(ctx: _Context, method: str, fit: dict[str, Any]) -> dict[str, Any]:
+    """The histogram and QQ arrays PVALUES stored (so the figure shows exactly what it fitted), else the
+    null MAS matrix to recompute them from."""
+    hist, qq = fit.get("histogram") or {}, fit.get("qq") or {}
+    kwargs: dict[str, Any] = {}
+    if hist.get("edges") and hist.get("density"):
+        kwargs["hist"] = (np.asarray(hist["edges"], float), np.asarray(hist["density"], float))
+    if qq.get("expected") and qq.get("observed") and len(qq["expected"]) == len(qq["observed"]):
+        kwargs["qq"] = (np.asarray(qq["expected"], float), np.asarray(qq["observed"], float))
+    if len(kwargs) < 2:
+        null_mas = _read(ctx, MAS_MATRIX, ctx.results.path(MAS_MATRIX, method=method, kind="null"))
+        if null_mas is not None:
+            return {"null_mas": null_mas}
+    return kwargs
+
+
 def _lr_section(ctx: _Context) -> Section | None:
-    gdir = ctx.results / "gwas"
-    if not (gdir / "gwas.tsv").is_file():
+    gwas = _read(ctx, GWAS, ctx.results.path(GWAS))
+    if gwas is None:
         ctx.notes.append("gwas/ absent: no linear comparator results")
         return None
-    gwas = pd.read_csv(gdir / "gwas.tsv", sep="\t", dtype={"CHR": str, "SNP": str})
-    meta = _read_json(gdir / "gwas.json", ctx) or {}
+    meta = _read(ctx, GWAS_RECORD, ctx.results.path(GWAS_RECORD)) or {}
     lam = meta.get("lambda_gc")
-    if lam is None and {"z", "status"} <= set(gwas.columns):
-        lam = lambda_gc(pd.to_numeric(gwas["z"], errors="coerce")[gwas["status"] == "ok"].to_numpy(float))
-    lam = float(lam) if lam is not None else float("nan")
+    if lam is None:
+        lam = lambda_gc(gwas.loc[gwas["status"] == "ok", "z"].to_numpy(float))
+    lam = float(lam)
     if np.isfinite(lam) and lam > LAMBDA_WARN:
         ctx.warnings.append(f"LR comparator: λGC = {lam:.3f} > {LAMBDA_WARN} (inflation; check population "
                             "structure or the number of PCs)")
-    p = pd.to_numeric(gwas["p_value"], errors="coerce")
-    bonf = 0.05 / max(int(p.notna().sum()), 1)
+    # −log10 P stays exact where P underflows a double; P itself is only used for the QQ plot (clipped)
+    nlp = gwas["neg_log10_p"]
+    p = 10.0 ** -nlp
+    bonf = 0.05 / max(int(nlp.notna().sum()), 1)
     rows = [("SNPs tested", len(gwas)), ("λGC", lam), ("Bonferroni threshold", bonf),
-            ("SNPs below Bonferroni", int((p < bonf).sum())), ("PCs", meta.get("n_pcs", "NA"))]
-    if "status" in gwas:
-        rows += [(f"status {k}", int(n)) for k, n in gwas["status"].value_counts().sort_index().items()]
+            ("SNPs below Bonferroni", int((nlp > -np.log10(bonf)).sum())), ("PCs", meta.get("n_pcs", "NA"))]
+    rows += [(f"status {k}", int(n)) for k, n in gwas["status"].value_counts().sort_index().items()]
     body = [key_value_table(rows, headers=("item", "value"))]
-    top = gwas.assign(_p=p).nsmallest(10, "_p")[["SNP", "CHR", "BP", "beta", "se", "p_value"]]
+    top = gwas.nlargest(10, "neg_log10_p")[["SNP", "CHR", "BP", "beta", "se", "p_value"]]
     body.append("<h3>Top 10 SNPs</h3>" + table(top, table_id="lr-top", sortable=True))
     body.append('<div class="grid">')
     body.append(ctx.add(P.plot_lr_manhattan(gwas, lambda_value=lam, out_prefix=ctx.plot_dir / "manhattan_lr")))
@@ -327,37 +314,30 @@ def _lr_section(ctx: _Context) -> Section | None:
 
 
 def _training_section(ctx: _Context) -> Section | None:
-    tdir = ctx.results / "train"
     histories: dict[str, pd.DataFrame] = {}
     tiny: dict[str, list[int]] = {}
     rows = []
-    for d in sorted(tdir.iterdir()) if tdir.is_dir() else []:
-        if not (d / "history.tsv").is_file():
+    for name in ctx.results.models():
+        h = _read(ctx, HISTORY, ctx.results.path(HISTORY, model=name))
+        if h is None:
             continue
-        h = pd.read_csv(d / "history.tsv", sep="\t")
-        if h.empty or not {"epoch", "train_loss", "val_loss", "val_auc"} <= set(h.columns):
-            ctx.notes.append(f"train/{d.name}/history.tsv empty or malformed; skipped")
+        if h.empty:
+            ctx.notes.append(f"train/{name}/history.tsv empty; skipped")
             continue
-        histories[d.name] = h
-        kind = "null" if d.name.startswith("null") else "real"
+        histories[name] = h
+        kind = "null" if name.startswith("null") else "real"
         last = h.iloc[-1]
-        rows.append({"model": d.name, "kind": kind, "epochs": int(last["epoch"]),
+        rows.append({"model": name, "kind": kind, "epochs": int(last["epoch"]),
                      "final train loss": float(last["train_loss"]), "final val loss": float(last["val_loss"]),
                      "final val AUC": float(last["val_auc"]), "best val AUC": float(h["val_auc"].max())})
         if kind == "real" and float(last["val_auc"]) < LOW_VAL_AUC:
-            ctx.warnings.append(f"{d.name}: low validation AUC ({float(last['val_auc']):.3f} < {LOW_VAL_AUC}); "
+            ctx.warnings.append(f"{name}: low validation AUC ({float(last['val_auc']):.3f} < {LOW_VAL_AUC}); "
                                 "the model may not have learnt the trait")
-        info = _read_json(d / "train.json", ctx) or {}
-        sizes = [int(v) for k, v in _find_keys(info, {"h1", "h2", "H1", "H2"}) if isinstance(v, int)]
-        for _, v in _find_keys(info, {"hidden_sizes"}):
-            if isinstance(v, list):
-                sizes += [int(x) for x in v if isinstance(x, int)]
+        info = _read(ctx, TRAIN_RECORD, ctx.results.path(TRAIN_RECORD, model=name)) or {}
+        sizes = [int(x) for x in info.get("hidden_sizes", [])]
         if sizes and min(sizes) < TINY_HIDDEN:
-            tiny[d.name] = sizes
-        for _, v in _find_keys(info, {"warnings"}):
-            for w in v if isinstance(v, list) else [v]:
-                if w:
-                    ctx.warnings.append(f"{d.name}: {w}")
+            tiny[name] = sizes
+        ctx.warnings += [f"{name}: {w}" for w in info.get("warnings", []) if w]
     if tiny:
         sizes = sorted({tuple(v) for v in tiny.values()})
         ctx.warnings.append(f"tiny hidden layer sizes (H1, H2 = {', '.join(str(list(s)) for s in sizes)}) in "
@@ -372,10 +352,9 @@ def _training_section(ctx: _Context) -> Section | None:
 
 
 def _evaluation_section(ctx: _Context) -> Section | None:
-    path = ctx.results / "evaluation" / "evaluation.tsv"
-    if not path.is_file():
+    ev = _read(ctx, EVALUATION, ctx.results.path(EVALUATION))
+    if ev is None:
         return None
-    ev = pd.read_csv(path, sep="\t", dtype={"threshold": str, "p_threshold": str, "method": str})
     body = table(ev, table_id="evaluation", sortable=True)
     if {"precision", "recall", "method", "threshold"} <= set(ev.columns) and len(ev):
         # bars for the PAL sets as called (no P threshold); lines against the P threshold (Fig. 2)
@@ -388,20 +367,20 @@ def _evaluation_section(ctx: _Context) -> Section | None:
 
 
 def _deliverables_section(ctx: _Context) -> Section | None:
-    adir = ctx.results / "annotate"
+    adir = ctx.results.folder("annotate")
     if not adir.is_dir():
         return None
-    info = _read_json(adir / "annotate.json", ctx) or {}
+    info = _read(ctx, ANNOTATE_RECORD, ctx.results.path(ANNOTATE_RECORD)) or {}
     rows = []
     if info.get("build"):
         rows.append(("genome build (LDtrait file names, GWAS-SSF metadata)", info["build"]))
-    if (adir / "loci.tsv").is_file():
-        rows.append(("loci table", "loci.tsv"))
+    if ctx.results.path(LOCI).is_file():
+        rows.append(("loci table", LOCI.filename))
     ld = sorted(p.name for p in (adir / "ldtrait").glob("*.txt")) if (adir / "ldtrait").is_dir() else []
     rows.append(("LDtrait query files (≤ 50 variants each)", ", ".join(ld) if ld else "none"))
     fuma = sorted(p.name for p in adir.glob("fuma_leads*.tsv"))
     rows.append(("FUMA lead SNP files", ", ".join(fuma) if fuma else "none"))
-    for name in ("sumstats.tsv", "sumstats.tsv-meta.yaml", "sumstats.tsv.yaml"):
+    for name in (SUMSTATS_NAME, f"{SUMSTATS_NAME}-meta.yaml"):
         if (adir / name).is_file():
             rows.append(("GWAS-SSF " + ("metadata" if name.endswith("yaml") else "summary statistics"), name))
     for note in info.get("notes", []) or []:
@@ -411,12 +390,12 @@ def _deliverables_section(ctx: _Context) -> Section | None:
 
 def _provenance_sections(ctx: _Context) -> list[Section]:
     out = []
-    params = _read_json(ctx.results / "pipeline" / "params.json", ctx)
+    params = _read(ctx, PARAMS, ctx.results.path(PARAMS))
     if params is not None:
         out.append(Section("parameters", "Parameters", key_value_table(_flatten(params), headers=("parameter", "value"))))
     else:
         ctx.notes.append("pipeline/params.json absent: parameters not shown")
-    vpath = ctx.results / "pipeline" / "versions.yml"
+    vpath = ctx.results.folder("pipeline") / "versions.yml"
     if vpath.is_file():
         try:
             data = yaml.safe_load(vpath.read_text())
@@ -470,7 +449,7 @@ def build_report(results: str | os.PathLike[str], out_dir: str | os.PathLike[str
     if not any((base / k).exists() for k in known):
         raise InputError(f"{base}: none of {', '.join(known)} found; point --results to the results layout")
     out = Path(out_dir)
-    ctx = _Context(results=base, plot_dir=Path(plot_dir) if plot_dir else out / "plots")
+    ctx = _Context(results=Layout(base), plot_dir=Path(plot_dir) if plot_dir else out / "plots")
     ctx.plot_dir.mkdir(parents=True, exist_ok=True)
     if not (base / "prepared").is_dir():
         ctx.notes.append("prepared/ absent: input counts not shown")
