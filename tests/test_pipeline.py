@@ -172,6 +172,19 @@ def test_pipeline__stub_runs_whole_dag(tmp_path):
     assert "annpal: done" in proc.stdout
 
 
+def test_pipeline__stub_all_five_methods(tmp_path):
+    # dl and sg go through the same ATTRIBUTE -> MERGE_MAS -> CALL_PAL -> PVALUES path as ig, sm, pm.
+    check(run_nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(tmp_path / "results"),
+                       "--methods", "ig,sm,pm,dl,sg", "--n_models", "1", "--n_null_models", "1",
+                       "-with-trace", str(tmp_path / "trace.txt")))
+    ran = statuses(read_trace(tmp_path / "trace.txt"))
+    assert sum(name.startswith("ATTRIBUTE ") for name in ran) == 2 * 5
+    out = tmp_path / "results"
+    for method in ("dl", "sg"):
+        for part in (f"attribution/{method}_real_s1", f"mas/{method}_null", f"pal/{method}", f"pvalues/{method}"):
+            assert (out / part).exists(), part
+
+
 def _copy_pipeline(dest: Path) -> Path:
     """A copy of the pipeline code (not bin/, not the data) whose library source a test may edit."""
     for name in ("main.nf", "nextflow.config", "nextflow_schema.json", "pyproject.toml"):
