@@ -7,8 +7,8 @@
    ``gwas.tsv`` and ``scores.tsv`` and writing one TSV of the same size.
 3. ``build_report`` (every figure, PNG + SVG, and the HTML) on the same layout; the page size is shown.
 
-The results layout is synthetic (the column contracts of docs/dev/interfaces.md, random values), made
-with ``tests/results_fixture``-like code scaled up. Run:
+The results layout is synthetic (random values written with the artifact writers of ``annpal.results``),
+made with ``tests/results_fixture``-like code scaled up. Run:
 ``.venv/bin/python benchmarks/bench_report.py`` → table on stdout, ``benchmarks/results/report.json``.
 """
 
@@ -26,7 +26,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from annpal import results as R
 from annpal.deliverables import annotate_results
+from annpal.genome import format_p
 from annpal.provenance import versions
 from annpal.report import build_report
 from annpal.report import plots as P
@@ -44,15 +46,20 @@ def make_layout(root: Path, *, n_snps: int, k: int, seed: int = 1) -> Path:
         idx = np.flatnonzero(chrom == c)
         bp[idx] = np.sort(rng.choice(250_000_000, size=idx.size, replace=False)) + 1
     snp = np.array([f"rs{i + 1}" if i % 10 else f"{c}:{b}_A_G" for i, (c, b) in enumerate(zip(chrom, bp, strict=True))])
-    (root / "prepared").mkdir(parents=True)
+    lay = R.Layout(root)
+
+    def put(artifact: R.Artifact, data, **names) -> None:
+        path = lay.path(artifact, **names)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        R.write(artifact, path, data)
+
     v = pd.DataFrame({"index": np.arange(n_snps), "CHR": chrom, "BP": bp, "SNP": snp, "A1": "A", "A2": "G",
                       "MAF": rng.uniform(0.01, 0.5, n_snps), "MISSING": 0.0})
-    v.to_csv(root / "prepared" / "variants.tsv", sep="\t", index=False)
+    put(R.VARIANTS, v)
     n = 9139
-    pd.DataFrame({"FID": [f"F{i}" for i in range(n)], "IID": [f"I{i}" for i in range(n)],
-                  "label": (np.arange(n) < 1814).astype(int), "split": "train"}).to_csv(
-        root / "prepared" / "samples.tsv", sep="\t", index=False)
-    (root / "prepared" / "qc.json").write_text(json.dumps({"n_snps_read": n_snps}))
+    put(R.SAMPLES, pd.DataFrame({"FID": [f"F{i}" for i in range(n)], "IID": [f"I{i}" for i in range(n)],
+                                 "label": (np.arange(n) < 1814).astype(int), "split": "train"}))
+    put(R.QC, {"n_snps_read": n_snps})
     mas = np.abs(rng.normal(0, 1, (k, n_snps)))
     mas /= mas.sum(axis=1, keepdims=True)
     mean = mas.mean(axis=0)
@@ -69,32 +76,26 @@ def make_layout(root: Path, *, n_snps: int, k: int, seed: int = 1) -> Path:
         scores[f"pal_common_{th}"] = pal.astype(int)
         for i in np.flatnonzero(pal):
             p = float(rng.uniform(0, 1e-3))
-            pv_rows.append((th, i, snp[i], chrom[i], bp[i], mean[i], p, 1 / (100 * n_snps), f"{p:.3g}"))
-    (root / "pal" / "ig").mkdir(parents=True)
-    scores.to_csv(root / "pal" / "ig" / "scores.tsv", sep="\t", index=False)
-    (root / "pvalues" / "ig").mkdir(parents=True)
-    pd.DataFrame(pv_rows, columns=["threshold", "index", "SNP", "CHR", "BP", "amas", "p_value", "p_bound", "p_text"]
-                 ).to_csv(root / "pvalues" / "ig" / "pvalues.tsv", sep="\t", index=False)
-    (root / "pvalues" / "ig" / "null_fit.json").write_text(json.dumps({"sigma": float(np.sqrt((mas ** 2).mean())),
-                                                                        "best": "halfnorm", "warning": None}))
+            pv_rows.append((th, i, snp[i], chrom[i], bp[i], mean[i], p, 1 / (100 * n_snps), format_p(p)))
+    put(R.SCORES, scores, method="ig")
+    put(R.PVALUES, pd.DataFrame(pv_rows, columns=R.PVALUES.names), method="ig")
+    put(R.NULL_FIT_RECORD, {"sigma": float(np.sqrt((mas ** 2).mean())), "best": "halfnorm", "warning": None,
+                            "tail_fraction": 0.1}, method="ig")
     for kind in ("real", "null"):
-        (root / "mas" / f"ig_{kind}").mkdir(parents=True)
-        np.save(root / "mas" / f"ig_{kind}" / "mas_matrix.npy", mas if kind == "real" else mas[::-1])
-    (root / "gwas").mkdir()
+        put(R.MAS_MATRIX, mas if kind == "real" else mas[::-1], method="ig", kind=kind)
     beta = rng.normal(0, 0.05, n_snps)
     p = rng.uniform(size=n_snps)
-    pd.DataFrame({"index": v["index"], "CHR": chrom, "BP": bp, "SNP": snp, "A1": "A", "A2": "G", "beta": beta,
-                  "se": 0.05, "z": beta / 0.05, "p_value": p, "neg_log10_p": -np.log10(p), "af": v["MAF"],
-                  "n": n, "status": "ok"}).to_csv(root / "gwas" / "gwas.tsv", sep="\t", index=False)
-    (root / "gwas" / "gwas.json").write_text(json.dumps({"lambda_gc": 1.0, "n_pcs": 3}))
+    put(R.GWAS, pd.DataFrame({"index": v["index"], "CHR": chrom, "BP": bp, "SNP": snp, "A1": "A", "A2": "G",
+                              "beta": beta, "se": 0.05, "z": beta / 0.05, "p_value": [format_p(x) for x in p],
+                              "neg_log10_p": -np.log10(p), "af": v["MAF"], "n": n, "status": "ok"}))
+    put(R.GWAS_RECORD, {"lambda_gc": 1.0, "n_pcs": 3})
     for kind in ("real", "null"):
         for s in range(1, k + 1):
-            d = root / "train" / f"{kind}_s{s}"
-            d.mkdir(parents=True)
             e = np.arange(1, 1001)
-            pd.DataFrame({"epoch": e, "train_loss": 0.69 * np.exp(-e / 500), "val_loss": 0.69 - 1e-5 * e,
-                          "val_auc": 0.5 + 0.2 * (1 - np.exp(-e / 200)), "seconds": 1.0}).to_csv(
-                d / "history.tsv", sep="\t", index=False)
+            put(R.HISTORY, pd.DataFrame({"epoch": e, "train_loss": 0.69 * np.exp(-e / 500), "val_loss": 0.69 - 1e-5 * e,
+                                         "val_auc": 0.5 + 0.2 * (1 - np.exp(-e / 200)), "val_output_sd": 0.1,
+                                         "val_dead_fraction": 0.0, "seconds": 1.0}),
+                model=f"{kind}_s{s}")
     return root
 
 
@@ -125,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         t_make, root = timed(make_layout, tmp / "R", n_snps=args.snps, k=args.models)
-        scores = pd.read_csv(root / "pal" / "ig" / "scores.tsv", sep="\t", dtype={"CHR": str})
+        scores = R.read(R.SCORES, R.Layout(root).path(R.SCORES, method="ig"))
 
         t_ours, _ = timed(P.plot_mas_manhattan, scores, method="ig", thresholds=["99.99", "99.95"],
                           out_prefix=tmp / "ours")
