@@ -121,7 +121,7 @@ def test_train_model__one_full_batch_step_matches_plain_reference(ds, monkeypatc
                                             input_noise=0.0))
     # plain reference
     train_rows = np.flatnonzero(ds.train_mask)
-    idx = balanced_training_index(ds.labels[train_rows], seed=4)
+    idx = balanced_training_index(ds.labels[train_rows], seed=4, rule=TrainConfig().balance)
     x = torch.tensor(ds.genotypes[train_rows][idx], dtype=torch.float32)
     y = torch.tensor(ds.labels[train_rows][idx], dtype=torch.float32)
     ref = AnnClassifier(config)
@@ -217,8 +217,10 @@ def test_train_model__optimiser_in_checkpoint(ds, tmp_path):
 
 def test_train_model__history_columns(ds):
     result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(3))
-    assert list(result.history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "seconds"]
+    assert list(result.history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_output_sd",
+                                            "val_dead_fraction", "seconds"]
     assert result.history["epoch"].tolist() == [1, 2, 3]
+    assert (result.history["val_output_sd"] > 0).all() and result.history["val_dead_fraction"].between(0, 1).all()
     assert result.history[["train_loss", "val_loss", "val_auc"]].notna().all().all()
     assert not result.model.training
 
@@ -226,6 +228,64 @@ def test_train_model__history_columns(ds):
 def test_train_model__learns_the_signal(ds):
     result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(40, batch_size=32))
     assert result.history["val_auc"].iloc[-5:].mean() > 0.7
+
+
+# ------------------------------------------------------- collapse, best epoch, balancing (issue 21)
+
+
+def test_train_model__collapse_detected_with_epoch(ds):
+    # lr 1 (3 000x the paper's lr * sqrt(M)) kills the network in its first epoch: constant output
+    result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(4, lr=1.0))
+    assert (result.history["val_output_sd"] == 0).all() and (result.history["val_auc"] == 0.5).all()
+    assert result.meta["collapsed"] and result.meta["training_collapsed"] and result.meta["collapse_epoch"] == 1
+
+
+def test_train_model__healthy_run_not_collapsed(ds):
+    result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(3))
+    assert not result.meta["collapsed"] and result.meta["collapse_epoch"] is None
+    assert result.meta["keep"] == "last" and result.meta["kept_epoch"] == 3
+
+
+def test_train_model__keep_best_val_loss_is_that_epochs_weights(ds):
+    # lr 5e-2, seed 6: the validation loss is lowest at epoch 2 of 6
+    best = train_model(ds, seed=6, model_config=small_model(ds),
+                       train_config=quick(6, lr=5e-2, keep="best_val_loss"))
+    kept = best.meta["kept_epoch"]
+    assert kept == int(best.history["val_loss"].idxmin()) + 1 and kept < 6
+    # a run stopped at that epoch has the same weights (training never depends on the epoch budget)
+    short = train_model(ds, seed=6, model_config=small_model(ds), train_config=quick(kept, lr=5e-2))
+    assert weights_equal(best.model, short.model)
+    assert len(best.history) == 6
+
+
+def test_train_model__resume_keeps_the_same_best_epoch(ds, tmp_path):
+    config, recipe = small_model(ds), quick(6, lr=5e-2, keep="best_val_loss", checkpoint_every=4)
+    straight = train_model(ds, seed=6, model_config=config, train_config=recipe)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_5(epoch, row):
+        if epoch == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_model(ds, seed=6, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
+                    on_epoch_end=kill_after_5)
+    resumed = train_model(ds, seed=6, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
+    assert resumed.info["resumed_from_epoch"] == 4 and straight.meta["kept_epoch"] < 4  # best from the checkpoint
+    assert resumed.meta["kept_epoch"] == straight.meta["kept_epoch"]
+    assert weights_equal(straight.model, resumed.model)
+
+
+def test_train_model__balance_recorded(ds):
+    result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1, balance="none"))
+    balance = result.meta["balance"]
+    n_train = result.meta["n_train"]
+    assert balance["rule"] == balance["rule_used"] == "none" and result.meta["n_train_balanced"] == n_train
+    assert balance["before"] == balance["after"]
+    auto = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(1))
+    assert auto.meta["balance"]["rule"] == "auto" and 0.4 <= auto.meta["balance"]["after"]["case_share"] <= 0.6
 
 
 # ------------------------------------------------------------------------------ seeds and nulls
@@ -284,7 +344,7 @@ def test_train_model__null_trains_on_permuted_labels(ds, monkeypatch):
     assert result.meta["permute_seed"] == 3  # defaults to the seed
     train_rows = np.array(result.meta["train_rows"])
     permuted = ds.labels[train_rows][np.array(result.meta["permutation"])]
-    expected = np.sort(permuted[balanced_training_index(permuted, seed=3)])
+    expected = np.sort(permuted[balanced_training_index(permuted, seed=3, rule=TrainConfig().balance)])
     assert np.sort(targets[0].numpy()).tolist() == expected.astype(np.float32).tolist()
 
 
@@ -357,7 +417,8 @@ def test_main__writes_model_history_json(cli, tiny_prepared, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["history.tsv", "model.pt", "train.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
     history = pd.read_csv(out / "history.tsv", sep="\t")
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "seconds"]
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_output_sd",
+                                     "val_dead_fraction", "seconds"]
     assert history["epoch"].tolist() == [1, 2, 3]
     model, meta = load_model(out / "model.pt")
     assert model.config.hidden_sizes() == (8, 3) and model.config.input_dropout == 0.5
@@ -369,6 +430,34 @@ def test_main__writes_model_history_json(cli, tiny_prepared, tmp_path):
     assert info["device"] == "cpu" and info["threads"] == 1
     assert info["final"]["val_auc"] == pytest.approx(history["val_auc"].iloc[-1])
     assert '"TRAIN":' in (tmp_path / "versions.yml").read_text()
+
+
+def test_main__lr_auto_keep_best_collapse_and_balance_recorded(cli, tiny_prepared, tmp_path):
+    args = [a for a in CLI_SMALL]
+    args[args.index("--lr") + 1] = "auto"
+    res = run(cli, ["--dataset", tiny_prepared, "--seed", 2, *args, "--keep", "best_val_loss", "--balance", "equal",
+                    "--out-dir", tmp_path / "o"])
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "o" / "train.json").read_text())
+    n_snps = info["n_snps"]
+    assert info["lr_rule"] == "auto"
+    assert info["train_config"]["lr"] == pytest.approx(1e-5 * math.sqrt(290_522 / n_snps))
+    assert info["keep"] == "best_val_loss" and 1 <= info["kept_epoch"] <= 3
+    assert info["collapsed"] is False and info["collapse_epoch"] is None and info["warnings"] == []
+    assert info["balance"]["rule_used"] == "equal" and info["balance"]["after"]["case_share"] == 0.5
+    assert set(info["kept"]) == {"train_loss", "val_loss", "val_auc", "val_output_sd", "val_dead_fraction"}
+    _, meta = load_model(tmp_path / "o" / "model.pt")
+    assert meta["collapsed"] is False and meta["kept_epoch"] == info["kept_epoch"]
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "0", "inf"])
+def test_main__bad_lr_one_line(cli, tiny_prepared, tmp_path, value):
+    res = CliRunner().invoke(cli, ["--dataset", str(tiny_prepared), "--seed", "1", "--device", "cpu",
+                                   "--lr", value, "--out-dir", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--lr {value}: not a positive number" in lines[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_main__null_model(cli, tiny_prepared, tmp_path):
@@ -450,7 +539,8 @@ def test_main__bad_options(cli, tiny_prepared, tmp_path, extra, code):
 def test_main__help_shows_paper_defaults(cli):
     res = CliRunner().invoke(cli, ["--help"])
     assert res.exit_code == 0
-    for text in ("--input-dropout", "0.99", "1e-05", "--checkpoint-dir", "--bf16 / --no-bf16"):
+    for text in ("--input-dropout", "0.99", "auto", "--checkpoint-dir", "--bf16 / --no-bf16", "--keep",
+                 "--balance"):
         assert text in res.output
 
 

@@ -60,9 +60,12 @@ def collapse_risk(lr: float, n_snps: int) -> str | None:
 
 
 @torch.no_grad()
-def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int = 256
+def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int = 256, bf16: bool = False
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode outputs of ``model`` on ``x`` and which first-hidden-layer units ever fire.
+
+    The outputs are ``model(x)`` computed as ``forward_from_preactivation(first_linear(x))`` (the same
+    operations in eval mode), so the pre-activations are seen on the way at no extra cost.
 
     Parameters
     ----------
@@ -72,6 +75,9 @@ def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int =
         ``(n, M)`` genotypes (any dtype; cast to float32 a chunk at a time).
     chunk
         Rows scored at once.
+    bf16
+        Run the first linear layer under bf16 autocast (as training does with ``--bf16``); the rest in
+        float32.
 
     Returns
     -------
@@ -82,10 +88,12 @@ def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int =
     probs = []
     alive = torch.zeros(model.first_linear.out_features, dtype=torch.bool, device=x.device)
     for i in range(0, x.shape[0], chunk):
-        z = model.first_linear(x[i:i + chunk].to(torch.float32))
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            z = model.first_linear(x[i:i + chunk].to(torch.float32))
+        z = z.float()
         alive |= (z > 0).any(dim=0)
         probs.append(model.forward_from_preactivation(z).flatten())
-    return torch.cat(probs) if probs else torch.empty(0), alive
+    return (torch.cat(probs) if probs else torch.empty(0, device=x.device)), alive
 
 
 def output_sd(probs: torch.Tensor | np.ndarray) -> float:

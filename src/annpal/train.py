@@ -52,7 +52,9 @@ import scipy.stats
 import torch
 from torch.nn import functional as F
 
-from annpal.dataset import balanced_training_index
+from annpal.collapse import COLLAPSE_SD_TOL, collapse_risk, collapse_summary, dead_fraction, output_sd, \
+    score_with_dead_units
+from annpal.dataset import BALANCE_RULES, balance_summary, balanced_training_index
 from annpal.device import resolve_device
 from annpal.errors import InputError
 from annpal.input_dropout import KERNEL_CHOICES, BatchKernel, make_input_kernel, resolve_input_kernel
@@ -62,7 +64,9 @@ from annpal.prepared import PreparedDataset
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "seconds"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_output_sd", "val_dead_fraction", "seconds"]
+#: Which weights a run returns (``--keep``): the last epoch's (paper) or the lowest validation loss's.
+KEEP_CHOICES = ("last", "best_val_loss")
 #: Rows of the validation matrix scored at once (bounds the float32 copy on the device).
 VAL_CHUNK = 256
 
@@ -97,6 +101,12 @@ class TrainConfig:
         How a batch reaches the first layer (:mod:`annpal.input_dropout`): ``dense`` (the reference: the
         full noisy, masked batch), ``sparse`` (only the surviving inputs; the same law) or ``auto``
         (sparse when the input dropout is at least 0.9).
+    balance
+        Class balancing of the training rows (:func:`annpal.dataset.balanced_training_index`): ``auto``
+        (the paper's rule when it gives 40–60 % cases, else ``equal``), ``paper``, ``equal`` or ``none``.
+    keep
+        ``last`` (paper) returns the last epoch's weights; ``best_val_loss`` those of the epoch with the
+        lowest validation loss (early stopping in hindsight; the paper's discussion names it).
     """
 
     epochs: int = 1000
@@ -110,6 +120,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     input_dropout_kernel: str = "auto"
+    balance: str = "auto"
+    keep: str = "last"
 
     def __post_init__(self) -> None:
         checks = [
@@ -123,6 +135,8 @@ class TrainConfig:
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
             (self.input_dropout_kernel in KERNEL_CHOICES,
              f"--input-dropout-kernel must be one of {', '.join(KERNEL_CHOICES)}"),
+            (self.balance in BALANCE_RULES, f"--balance must be one of {', '.join(BALANCE_RULES)}"),
+            (self.keep in KEEP_CHOICES, f"--keep must be one of {', '.join(KEEP_CHOICES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -130,8 +144,9 @@ class TrainConfig:
 
     def recipe(self) -> dict[str, Any]:
         """The options that change the trained weights (used to refuse resuming a different run)."""
+        # keep: a best_val_loss checkpoint carries the best weights, a last one does not
         return {k: getattr(self, k) for k in ("batch_size", "lr", "weight_decay", "label_noise",
-                                              "input_noise", "bf16")}
+                                              "input_noise", "bf16", "balance", "keep")}
 
 
 @dataclass
@@ -292,9 +307,11 @@ class _Rows:
     permutation: np.ndarray | None
     balanced: np.ndarray
     case_rows: np.ndarray
+    balance: dict[str, Any]
 
 
-def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_seed: int | None) -> _Rows:
+def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_seed: int | None,
+                 balance: str = "auto") -> _Rows:
     """Training and validation rows, the (permuted, for a null model) training labels and the balanced
     index; input errors when a split is empty or a class is missing."""
     labels = dataset.labels.astype(np.int64)
@@ -311,9 +328,10 @@ def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_see
                          "and controls are needed")
     if val_rows.size == 0:
         log.warning("no validation samples: validation loss and AUC will be NaN")
-    balanced = np.asarray(balanced_training_index(train_labels, seed=seed), dtype=np.int64)
+    balanced = np.asarray(balanced_training_index(train_labels, seed=seed, rule=balance), dtype=np.int64)
     case_rows = np.flatnonzero(labels == 1) if not null else train_rows[train_labels == 1]
-    return _Rows(train_rows, val_rows, train_labels, permutation, balanced, case_rows)
+    return _Rows(train_rows, val_rows, train_labels, permutation, balanced, case_rows,
+                 balance_summary(train_labels, balanced, rule=balance))
 
 
 def _run_meta(rows: _Rows, *, seed: int, null: bool, permute_seed: int | None, n_snps: int,
@@ -329,6 +347,7 @@ def _run_meta(rows: _Rows, *, seed: int, null: bool, permute_seed: int | None, n
         "case_rows": rows.case_rows.tolist(),
         "n_train": int(rows.train_rows.size),
         "n_train_balanced": int(rows.balanced.size),
+        "balance": rows.balance,
         "n_val": int(rows.val_rows.size),
         "n_snps": int(n_snps),
         "model_config": asdict(model_config),
@@ -377,6 +396,9 @@ class _Run:
     device: torch.device
     history: list[dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
+    #: ``--keep best_val_loss``: a copy of the weights of the lowest validation loss so far, its epoch
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int | None = None
 
 
 def _setup(model_config: ModelConfig, train_config: TrainConfig, data: _DeviceData, *, seed: int,
@@ -415,6 +437,8 @@ def _checkpoint_state(run: _Run, *, fingerprint: str, epoch: int) -> dict[str, A
         "noise_rng": run.noise_gen.get_state(),
         "shuffle_rng": json.dumps(run.shuffle_rng.bit_generator.state),
         "history": run.history,
+        "best_state": run.best_state,
+        "best_epoch": run.best_epoch,
     }
 
 
@@ -435,6 +459,7 @@ def _restore(run: _Run, ckpt_dir: Path, *, fingerprint: str, epochs: int) -> Non
     run.noise_gen.set_state(state["noise_rng"])
     run.shuffle_rng.bit_generator.state = json.loads(state["shuffle_rng"])
     run.history = [dict(row) for row in state["history"]]
+    run.best_state, run.best_epoch = state.get("best_state"), state.get("best_epoch")
     run.start_epoch = start_epoch
     log.info("resuming from %s at epoch %d", ckpt_dir / CHECKPOINT_NAME, start_epoch)
 
@@ -468,15 +493,25 @@ def _train_step(run: _Run, data: _DeviceData, idx: torch.Tensor, train_config: T
     return loss.detach()
 
 
-def _validate(model: AnnClassifier, data: _DeviceData, *, bf16: bool) -> tuple[float, float]:
-    """Validation loss and AUC of the whole validation set, eval mode, no noise (NaN without one)."""
+def _validate(model: AnnClassifier, data: _DeviceData, *, bf16: bool) -> dict[str, float]:
+    """The whole validation set in eval mode without noise: loss, AUC, the SD of the outputs and the
+    share of first-hidden-layer units never positive on it (:mod:`annpal.collapse`); NaN without one."""
     if data.x_val.shape[0] == 0:
-        return math.nan, math.nan
+        return {"val_loss": math.nan, "val_auc": math.nan, "val_output_sd": math.nan,
+                "val_dead_fraction": math.nan}
     model.eval()
-    with torch.no_grad():
-        probs = torch.cat([_forward(model, data.x_val[i:i + VAL_CHUNK].to(torch.float32), bf16=bf16)
-                           for i in range(0, data.x_val.shape[0], VAL_CHUNK)]).float()
-    return float(F.binary_cross_entropy(probs, data.y_val).item()), roc_auc(data.y_val_np, probs.cpu().numpy())
+    probs, alive = score_with_dead_units(model, data.x_val, chunk=VAL_CHUNK, bf16=bf16)
+    return {"val_loss": float(F.binary_cross_entropy(probs, data.y_val).item()),
+            "val_auc": roc_auc(data.y_val_np, probs.cpu().numpy()), "val_output_sd": output_sd(probs),
+            "val_dead_fraction": dead_fraction(alive)}
+
+
+def _remember_best(run: _Run, epoch: int, val_loss: float) -> None:
+    """``--keep best_val_loss``: copy the weights when ``val_loss`` is the lowest so far (first wins ties)."""
+    best = math.inf if run.best_epoch is None else run.history[run.best_epoch - 1]["val_loss"]
+    if val_loss < best:
+        run.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+        run.best_epoch = epoch
 
 
 def _fit(run: _Run, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
@@ -487,17 +522,45 @@ def _fit(run: _Run, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
     for epoch in range(run.start_epoch + 1, train_config.epochs + 1):
         t0 = time.perf_counter()
         train_loss = _train_epoch(run, data, train_config)
-        val_loss, val_auc = _validate(run.model, data, bf16=bf16)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc,
+        row = {"epoch": epoch, "train_loss": train_loss, **_validate(run.model, data, bf16=bf16),
                "seconds": time.perf_counter() - t0}
         run.history.append(row)
+        if train_config.keep == "best_val_loss":
+            _remember_best(run, epoch, row["val_loss"])
         if epoch % log_every == 0 or epoch == train_config.epochs:
-            log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f (%.2f s)", epoch,
-                     train_config.epochs, train_loss, val_loss, val_auc, row["seconds"])
+            log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f val_sd %.3g dead %.2f (%.2f s)",
+                     epoch, train_config.epochs, train_loss, row["val_loss"], row["val_auc"],
+                     row["val_output_sd"], row["val_dead_fraction"], row["seconds"])
         if ckpt_dir is not None and (epoch % train_config.checkpoint_every == 0 or epoch == train_config.epochs):
             _save_checkpoint(ckpt_dir, _checkpoint_state(run, fingerprint=fingerprint, epoch=epoch))
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
+
+
+def _keep_weights(run: _Run, keep: str) -> dict[str, Any]:
+    """Put the weights ``keep`` asks for into ``run.model`` (after the kernel's ``finish``); return what
+    was kept and whether those weights, and the training run, collapsed (:mod:`annpal.collapse`).
+
+    ``collapsed`` is about the kept weights (what attribution sees); ``collapse_epoch`` is the epoch from
+    which the training run's validation output stayed constant (``None`` when it did not end so).
+    """
+    kept = len(run.history)
+    if keep == "best_val_loss":
+        if run.best_state is None:
+            log.warning("--keep best_val_loss: no validation loss to choose by; keeping the last epoch")
+        else:
+            run.model.load_state_dict(run.best_state)
+            kept = run.best_epoch
+    sd = [row["val_output_sd"] for row in run.history]
+    training = collapse_summary(sd)
+    collapsed = bool(kept and sd[kept - 1] < COLLAPSE_SD_TOL)
+    if collapsed:
+        log.warning("the network collapsed to a constant output (validation output SD < %g from epoch %s); "
+                    "its attributions carry no information: see docs/training.md", COLLAPSE_SD_TOL,
+                    training["collapse_epoch"])
+    return {"keep": keep, "kept_epoch": kept, "collapsed": collapsed,
+            "collapse_epoch": training["collapse_epoch"], "training_collapsed": training["collapsed"],
+            "collapse_sd_tolerance": COLLAPSE_SD_TOL}
 
 
 def train_model(
@@ -546,7 +609,11 @@ def train_model(
         ``meta`` holds ``kind`` (``"real"``/``"null"``), ``seed``, ``permute_seed``, ``permutation``
         (null: the permutation of the training rows' labels, in the order of ``train_rows``; real:
         ``None``), ``train_rows`` and ``val_rows`` (row indices into the prepared dataset), ``case_rows``,
-        ``n_train``, ``n_train_balanced``, ``n_val``, ``n_snps``, ``model_config`` and ``train_config``.
+        ``n_train``, ``n_train_balanced``, ``balance`` (rule asked and used, class counts and case
+        shares before and after balancing), ``n_val``, ``n_snps``, ``model_config``, ``train_config``, and
+        what :func:`_keep_weights` returns: ``keep``, ``kept_epoch``, ``collapsed`` (the kept weights give
+        a constant validation output), ``collapse_epoch``, ``training_collapsed`` and
+        ``collapse_sd_tolerance``.
 
         ``case_rows`` are the rows the attribution step averages over (METHOD.md §3): for a real model
         every case (label 1) of the dataset, training and validation; for a null model the training
@@ -574,7 +641,10 @@ def train_model(
     if train_config.bf16 and not bf16:
         log.warning("bf16 autocast is only used on CUDA; training in float32 on %s", device)
 
-    rows = _select_rows(dataset, seed=seed, null=null, permute_seed=permute_seed)
+    risk = collapse_risk(train_config.lr, dataset.n_snps)
+    if risk:
+        log.warning(risk)
+    rows = _select_rows(dataset, seed=seed, null=null, permute_seed=permute_seed, balance=train_config.balance)
     meta = _run_meta(rows, seed=seed, null=null, permute_seed=permute_seed, n_snps=dataset.n_snps,
                      model_config=model_config, train_config=train_config)
     fingerprint = _fingerprint(seed=seed, null=null, permute_seed=permute_seed, model_config=model_config,
@@ -590,6 +660,7 @@ def train_model(
         _fit(run, data, train_config, bf16=bf16, fingerprint=fingerprint, ckpt_dir=ckpt_dir,
              on_epoch_end=on_epoch_end)
         run.kernel.finish(run.model)
+        meta.update(_keep_weights(run, train_config.keep))
 
     info = {
         "device": str(device),
