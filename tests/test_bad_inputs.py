@@ -31,7 +31,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import REPO, load_bin, make_prepared, nextflow_bin, nextflow_env
-from helpers_input import case_control, random_counts, write_fileset
+from helpers_input import (
+    case_control,
+    random_counts,
+    write_bgen,
+    write_fileset,
+    write_pfile,
+    write_pheno,
+    write_vcf,
+)
 
 N_SAMPLES, N_SNPS, N_CASES = 60, 40, 20
 
@@ -159,6 +167,60 @@ def covar(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path, Dat
         path = tmp / "covar.tsv"
         change(table).to_csv(path, sep="\t", index=False)
         return ["--dataset", str(data.dataset), "--covar", str(path), "--n-pcs", "1"]
+# PLINK 2, BGEN and VCF inputs (issue 18): the good genotypes and IDs written in each format by hand
+# (pgenlib's writer, a minimal BGEN writer, VCF text), so these cases need no plink2.
+GOOD_IDS = ([f"F{i}" for i in range(N_SAMPLES)], [f"I{i}" for i in range(N_SAMPLES)])  # write_fileset's
+
+
+def good_counts() -> np.ndarray:
+    return random_counts(N_SAMPLES, N_SNPS, seed=3)
+
+
+def good_pheno(tmp: Path, *, iid_prefix: str = "") -> Path:
+    fid, iid = GOOD_IDS
+    return write_pheno(tmp / "pheno.tsv", fid, [iid_prefix + i for i in iid], case_control(N_SAMPLES, n_cases=N_CASES, seed=3))
+
+
+def pfile(edit: Callable[[Path], None] = lambda prefix: None, *, alt: dict[int, str] | None = None
+          ) -> Callable[[Path, Data], list[str]]:
+    def build(tmp: Path, data: Data) -> list[str]:
+        alleles = [dict(alt or {}).get(j, "A") for j in range(N_SNPS)]
+        prefix = write_pfile(tmp / "cohort", good_counts(), fid=GOOD_IDS[0], iid=GOOD_IDS[1],
+                             pheno=case_control(N_SAMPLES, n_cases=N_CASES, seed=3), alt=alleles)
+        edit(prefix)
+        return ["--pfile", str(prefix)]
+    return build
+
+
+def bgen(*, stored_ids: bool = True, sample_ids: list[str] | None = None, layout: int = 2, triallelic: bool = False,
+         phased: bool = False) -> Callable[[Path, Data], list[str]]:
+    def build(tmp: Path, data: Data) -> list[str]:
+        counts = good_counts().astype(int)
+        probs = [np.eye(3)[2 - counts[:, j]] for j in range(N_SNPS)]  # (A1A1, A1A2, A2A2)
+        alleles = [["A", "G"]] * N_SNPS
+        if triallelic:
+            probs[2], alleles[2] = np.eye(6)[2 - counts[:, 2]], ["A", "G", "T"]
+        if phased:
+            probs = [np.tile([1.0, 0.0, 0.0, 1.0], (N_SAMPLES, 1))] * N_SNPS
+        path = write_bgen(tmp / "cohort.bgen", probs, alleles=alleles, samples=GOOD_IDS[1] if stored_ids else None,
+                          phased=phased, layout=layout)
+        # the phased case fails while reading, after the sample checks that a 60-sample cohort needs the override for
+        args = ["--bgen", str(path), "--pheno", str(good_pheno(tmp)), *(["--allow-few-samples"] if phased else [])]
+        if sample_ids is not None:
+            (tmp / "cohort.sample").write_text("ID_1 ID_2 missing\n0 0 0\n" + "".join(f"{s} {s} 0\n" for s in sample_ids))
+            args += ["--sample", str(tmp / "cohort.sample")]
+        return args
+    return build
+
+
+def vcf(*, alt: dict[int, str] | None = None, pheno: bool = True, iid_prefix: str = "") -> Callable[[Path, Data], list[str]]:
+    def build(tmp: Path, data: Data) -> list[str]:
+        alleles = [dict(alt or {}).get(j, "A") for j in range(N_SNPS)]
+        path = write_vcf(tmp / "cohort.vcf", good_counts(), samples=GOOD_IDS[1], alt=alleles)
+        return ["--vcf", str(path), *(["--pheno", str(good_pheno(tmp, iid_prefix=iid_prefix))] if pheno else [])]
+    return build
+
+
     return build
 
 
@@ -329,6 +391,34 @@ CASES = [
          attribute("--method", "sm", dataset="dataset_other"), "trained on 60 SNPs",
          "attribute with the dataset the model was trained on"),
     Case("attr_corrupt_model", "corrupt `model.pt` (truncated)", "annpal-attribute",
+    # PLINK 2, BGEN, VCF
+    Case("pfile_pvar_missing", "`--pfile` prefix without its `.pvar`", "annpal-prepare",
+         pfile(lambda p: Path(f"{p}.pvar").unlink()), "cohort.pvar: not found", "--pfile takes the prefix"),
+    Case("pfile_psam_extra", "`.psam` with one sample more than the `.pgen` holds", "annpal-prepare",
+         pfile(lambda p: open(f"{p}.psam", "a").write("FX\tIX\t1\t1\n")), "cohort.pgen: 60 samples but cohort.psam lists 61",
+         "regenerate them with plink2 --make-pgen"),
+    Case("pfile_multiallelic", "`.pvar` with a multi-allelic variant (ALT `A,T`)", "annpal-prepare",
+         pfile(alt={2: "A,T"}), "1 multi-allelic variants", "--max-alleles 2"),
+    Case("bgen_no_sample_ids", "BGEN storing no sample IDs, without `--sample`", "annpal-prepare",
+         bgen(stored_ids=False), "cohort.bgen: stores no sample IDs", "--sample FILE.sample"),
+    Case("bgen_sample_mismatch", "`--sample` file whose IDs differ from those stored in the BGEN", "annpal-prepare",
+         bgen(sample_ids=[f"X{i}" for i in range(N_SAMPLES)]), "cohort.sample: sample IDs disagree",
+         "give the .sample file written with this BGEN"),
+    Case("bgen_layout1", "BGEN v1.1 (layout 1)", "annpal-prepare", bgen(layout=1), "unsupported BGEN layout 1",
+         "--export bgen-1.2"),
+    Case("bgen_multiallelic", "BGEN with a triallelic variant", "annpal-prepare", bgen(triallelic=True),
+         "1 variants without exactly 2 alleles", "--max-alleles 2"),
+    Case("bgen_phased", "BGEN with phased probabilities", "annpal-prepare", bgen(phased=True), "is phased",
+         "use --pfile NEWPREFIX"),
+    Case("vcf_multiallelic", "VCF with a multi-allelic record (ALT `A,T`)", "annpal-prepare", vcf(alt={2: "A,T"}),
+         "1 multi-allelic variants", "bcftools norm -m -"),
+    Case("vcf_no_pheno", "`--vcf` without `--pheno`", "annpal-prepare", vcf(pheno=False),
+         "carries no case/control phenotype", "--pheno FILE.tsv"),
+    Case("vcf_pheno_ids", "phenotype file whose IIDs are not the VCF's sample IDs", "annpal-prepare",
+         vcf(iid_prefix="X"), "none of its 60 IIDs is a sample of", "the IID column must hold the sample IDs"),
+    Case("two_genotype_inputs", "two genotype inputs (`--bfile` and `--vcf`)", "annpal-prepare",
+         broken_fileset(lambda p: None, "--vcf", "cohort.vcf"), "exactly one genotype input", "--bfile, --pfile",
+         exit_code=2),
          attribute("--method", "sm", model="corrupt"), "model.pt: cannot be read", "written by annpal-train"),
     Case("attr_cuda", "`annpal-attribute --device cuda` without a GPU", "annpal-attribute",
          attribute("--method", "sm", "--device", "cuda"), "--device cuda", "use --device cpu"),

@@ -109,6 +109,12 @@ BAD = [
     (["--simulate", "maybe"], "--simulate", "true or false"),
     (["--bfile", "/nonexistent/cohort"], "--bfile", "/nonexistent/cohort.bed"),
     (["--max_memory", "lots"], "--max_memory", "memory size"),
+    (["--pfile", "/nonexistent/cohort"], "--pfile", "/nonexistent/cohort.pgen"),
+    (["--vcf", "/nonexistent/cohort.vcf.gz"], "--vcf", "does not exist"),
+    (["--bfile", str(REPO / "assets" / "testdata" / "cohort"), "--pfile", "/nonexistent/cohort"], "--pfile",
+     "exactly one genotype input"),
+    (["--bgen_sample", "/nonexistent/c.sample"], "--bgen_sample", "belongs to --bgen"),
+    (["--bgen", "/nonexistent/c.bgen"], "--simulate", "pass --bfile PREFIX"),
 ]
 
 

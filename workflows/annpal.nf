@@ -1,8 +1,8 @@
 /*
  * The annpal analysis (DESIGN.md "The DAG"), top to bottom:
  *
- *   bfile ─(--simulate)─ SIMULATE_PHENOTYPE ─┐
- *         └──────────────────────────────────┴─ PREPARE ─ dataset
+ *   bfile|pfile|bgen|vcf ─(--simulate, bfile only)─ SIMULATE_PHENOTYPE ─┐
+ *         └─────────────────────────────────────────────────────────────┴─ PREPARE ─ dataset
  *   dataset × seeds, null seeds ─ TRAIN ─ ATTRIBUTE(method) ─ MERGE_MAS(method, kind)
  *   MERGE_MAS(real) ─ CALL_PAL ─ PVALUES(+ MERGE_MAS(null)) ─┐
  *   dataset ─ LOGISTIC_GWAS ─────────────────────────────────┼─ EVALUATE (--simulate)
@@ -23,6 +23,26 @@ include { TRAIN_AND_ATTRIBUTE } from '../subworkflows/local/train_and_attribute'
 include { PAL_AND_PVALUES     } from '../subworkflows/local/pal_and_pvalues'
 include { paramsJson; mergeVersions } from '../subworkflows/local/utils_annpal'
 
+// The one genotype input (main.nf checked there is exactly one) as [ meta, files ]: meta.format names
+// the annpal-prepare option; files are bed/bim/fam, pgen/pvar/psam, bgen (+ sample) or the VCF.
+def genotypeInput() {
+    if( params.bfile ) {
+        def p = params.bfile.toString()
+        return [[id: file(p).name, format: 'bfile'], ['.bed', '.bim', '.fam'].collect { file(p + it) }]
+    }
+    if( params.pfile ) {
+        def p = params.pfile.toString()
+        return [[id: file(p).name, format: 'pfile'], ['.pgen', '.pvar', '.psam'].collect { file(p + it) }]
+    }
+    if( params.bgen ) {
+        def files = [file(params.bgen)] + (params.bgen_sample ? [file(params.bgen_sample)] : [])
+        return [[id: files[0].baseName, format: 'bgen'], files]
+    }
+    def vcf = file(params.vcf)
+    def id = ['.vcf.gz', '.vcf.bgz', '.vcf', '.bcf'].inject(vcf.name) { name, ext -> name.endsWith(ext) ? name[0..<(name.length() - ext.length())] : name }
+    return [[id: id, format: 'vcf'], [vcf]]
+}
+
 // [ meta, dir ] channel -> one list of the dirs, sorted by folder name ([] when empty)
 def sortedDirs(ch) {
     return ch.map { meta, dir -> dir }.toSortedList { a, b -> a.name <=> b.name }
@@ -34,8 +54,7 @@ workflow ANNPAL {
 
     main:
     ch_versions = Channel.empty()
-    def bfile   = params.bfile.toString()
-    ch_bfile    = Channel.value([[id: file(bfile).name], file("${bfile}.bed"), file("${bfile}.bim"), file("${bfile}.fam")])
+    ch_genotypes = Channel.value(genotypeInput())
     ch_covar    = params.covar ? Channel.value(file(params.covar)) : Channel.value([])
     ch_genes    = params.genes ? Channel.value(file(params.genes)) : Channel.value([])
 
@@ -44,7 +63,8 @@ workflow ANNPAL {
     //
     ch_simulation = Channel.value([])
     if( params.simulate ) {
-        SIMULATE_PHENOTYPE(ch_bfile)
+        // main.nf allows --simulate with --bfile only
+        SIMULATE_PHENOTYPE(ch_genotypes.map { meta, files -> [meta, files[0], files[1], files[2]] })
         ch_versions   = ch_versions.mix(SIMULATE_PHENOTYPE.out.versions)
         ch_pheno      = SIMULATE_PHENOTYPE.out.phenotype.map { meta, tsv -> tsv }
         ch_simulation = SIMULATE_PHENOTYPE.out.simulation.map { meta, dir -> dir }
@@ -52,7 +72,7 @@ workflow ANNPAL {
         ch_pheno = params.pheno ? Channel.value(file(params.pheno)) : Channel.value([])
     }
 
-    PREPARE(ch_bfile, ch_pheno)
+    PREPARE(ch_genotypes, ch_pheno)
     ch_versions = ch_versions.mix(PREPARE.out.versions)
     ch_dataset  = PREPARE.out.dataset
 

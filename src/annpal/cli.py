@@ -9,7 +9,9 @@ so a crashed or killed task never leaves a file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import inspect
 import json
 import logging
 import os
@@ -28,6 +30,23 @@ from annpal.provenance import versions
 log = logging.getLogger("annpal")
 
 CONTEXT_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def default_of(owner: Any, name: str) -> Any:
+    """The library's default for option ``name``: a field of a config dataclass or a keyword of a function.
+
+    Click options take their defaults from here, so a default is written once, in the library
+    (nextflow.config and nextflow_schema.json are checked against the same values by a test).
+    """
+    if dataclasses.is_dataclass(owner):
+        field = {f.name: f for f in dataclasses.fields(owner)}[name]
+        if field.default is dataclasses.MISSING:
+            raise ValueError(f"{owner.__name__}.{name} has no default")
+        return field.default
+    default = inspect.signature(owner).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise ValueError(f"{owner.__name__}({name}=...) has no default")
+    return default
 
 
 def setup_logging(verbose: int = 0) -> None:

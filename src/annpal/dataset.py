@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 MISSING_TOKENS = frozenset({"-9", "-9.0", "na", "nan", "", ".", "none", "null"})
 #: Paper's validation set (METHOD §1): 150 cases and 150 controls.
 DEFAULT_VAL_PER_CLASS = 150
+#: Fewest training samples per class annpal accepts without ``--allow-few-samples`` (docs/usage.md).
+#: A judgement, not a number from the paper (which trained on 1 664 cases and 7 175 controls): with
+#: fewer than 50 samples of a class, a network with thousands of inputs fits the labels of the
+#: training rows by chance, so its attributions, PAL and P-values carry no information about the trait.
+MIN_TRAIN_PER_CLASS = 50
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,35 @@ def check_both_classes(labels: np.ndarray, *, source: str) -> None:
         raise InputError(
             f"{source}: only one class ({n_cases} cases, {n_controls} controls among samples with a "
             f"phenotype); a case/control trait needs both, check the phenotype coding or column"
+        )
+
+
+def check_training_size(split_info: dict[str, Any], *, minimum: int, allow_few: bool = False,
+                        source: str) -> None:
+    """Refuse fewer than ``minimum`` training samples of either class (:data:`MIN_TRAIN_PER_CLASS`).
+
+    ``split_info`` is the info of :func:`validation_split`. With ``allow_few`` (``--allow-few-samples``)
+    a shortfall is only logged as a warning.
+
+    Raises
+    ------
+    InputError
+        A class has fewer than ``minimum`` training samples and ``allow_few`` is not set.
+    """
+    for name, option in (("cases", "--val-cases"), ("controls", "--val-controls")):
+        n_train, n_val = split_info[f"n_train_{name}"], split_info[f"n_val_{name}"]
+        if n_train >= minimum:
+            continue
+        if allow_few:
+            log.warning("only %d training %s (minimum %d), accepted because of --allow-few-samples: PAL and "
+                        "P-values from so few samples are not evidence of association", n_train, name, minimum)
+            continue
+        total = n_train + n_val
+        fix = (f"lower {option} to {total - minimum} or less, add samples" if total > minimum else "add samples")
+        raise InputError(
+            f"{source}: {n_train} training {name} after holding out {n_val} for validation; annpal needs at "
+            f"least {minimum} of each class to train networks whose attributions mean anything; {fix}, or "
+            f"pass --allow-few-samples (expert override)"
         )
 
 
@@ -582,6 +616,8 @@ def prepare_dataset(
     strict_split: tuple[bool, bool] = (False, False),
     num_threads: int | None = None,
     genotypes_path: str | os.PathLike[str] | None = None,
+    min_train_per_class: int = MIN_TRAIN_PER_CLASS,
+    allow_few_samples: bool = False,
 ) -> PreparedDataset:
     """Build the prepared dataset from genotypes (any :mod:`annpal.io` reader) and a phenotype.
 
@@ -596,23 +632,27 @@ def prepare_dataset(
     genotypes_path
         Write the matrix straight into this ``genotypes.npy`` (memory-mapped, never held in memory as a
         second copy); the result's ``genotypes`` is then a read-only map of it. ``None``: in memory.
+    min_train_per_class, allow_few_samples
+        Refuse fewer training samples of a class than this (:func:`check_training_size`; checked before
+        the genotypes are read and again after sample QC), unless ``allow_few_samples``.
 
     Raises
     ------
     InputError
         Any bad input (see the readers in :mod:`annpal.io`, :func:`load_phenotype`,
-        :func:`validation_split`), or fewer than 2 SNPs left after QC.
+        :func:`validation_split`), fewer than 2 SNPs left after QC, or too few training samples.
     """
+    size = {"minimum": min_train_per_class, "allow_few": allow_few_samples}
     if isinstance(genotypes, GenotypeSource):
         return _prepare(genotypes, pheno=pheno, pheno_col=pheno_col, qc=qc, n_val=(n_val_cases, n_val_controls),
-                        split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path)
+                        split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path, size=size)
     with open_bfile(genotypes, num_threads=num_threads) as source:
         return _prepare(source, pheno=pheno, pheno_col=pheno_col, qc=qc, n_val=(n_val_cases, n_val_controls),
-                        split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path)
+                        split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path, size=size)
 
 
 def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: tuple[int, int], split_seed: int,
-             strict_split: tuple[bool, bool], genotypes_path) -> PreparedDataset:
+             strict_split: tuple[bool, bool], genotypes_path, size: dict[str, Any]) -> PreparedDataset:
     samples_all, labels_all, pheno_info, name = _phenotype_of(source, pheno, pheno_col)
     has_pheno = ~np.isnan(labels_all)
     pheno_info["n_samples_without_phenotype"] = int((~has_pheno).sum())
@@ -620,7 +660,10 @@ def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: 
     labels = labels_all[sample_rows].astype(np.int8)
     check_both_classes(labels, source=name)
     split = {"n_val_cases": n_val[0], "n_val_controls": n_val[1], "seed": split_seed, "strict": strict_split}
-    validation_split(labels, **split, warn=False)  # fail before the long read if the split cannot work
+    # Fail before the long read if the split cannot work (sample QC can only lower the counts).
+    _, pre_split = validation_split(labels, **split, warn=False)
+    if not size["allow_few"]:
+        check_training_size(pre_split, minimum=size["minimum"], source=name)
 
     variant_file = str(source.variant_file)
     snp_rows, variants, variant_info = select_variants(source.variants, keep_non_autosomal=qc.keep_non_autosomal,
@@ -641,6 +684,8 @@ def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: 
         genotypes = shrink_genotypes_npy(genotypes_path, shape)
     n_missing = int(stats.snp_missing[keep_snps].sum())
     is_val, split_info = validation_split(labels, **split)
+    check_training_size(split_info, minimum=size["minimum"], allow_few=size["allow_few"], source=name)
+    split_info.update(min_train_per_class=size["minimum"], allow_few_samples=size["allow_few"])
 
     rows = sample_rows[keep_samples]
     samples = pd.DataFrame({
@@ -691,7 +736,7 @@ ENCODING = {
 
 
 __all__ = [
-    "AUTO_CASE_SHARE", "BALANCE_RULES", "QCOptions", "balance_summary", "balanced_training_index",
-    "check_both_classes", "paper_case_share", "resolve_balance_rule", "load_phenotype",
+    "AUTO_CASE_SHARE", "BALANCE_RULES", "MIN_TRAIN_PER_CLASS", "QCOptions", "balance_summary",
+    "balanced_training_index", "check_both_classes", "check_training_size", "paper_case_share", "resolve_balance_rule", "load_phenotype",
     "parse_binary_phenotype", "adopt_family_ids", "prepare_dataset", "select_variants", "snp_statistics", "validation_split",
 ]

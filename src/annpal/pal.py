@@ -37,6 +37,11 @@ __all__ = [
 ]
 
 
+#: The paper's percentile thresholds θ (strict and relaxed PAL) and LD-proxy window (SNPs each side).
+PAPER_THRESHOLDS = "99.99,99.95"
+LD_WINDOW = 20
+
+
 def parse_thresholds(text: str) -> list[tuple[str, float]]:
     """Parse a comma list of percentiles in (0, 100) into ``(label, value)`` pairs.
 

@@ -79,7 +79,27 @@ def validateParameters(params, schemaPath) {
         def msg = checkValue(name, value, entry.spec, entry.required)
         if( msg ) errors << msg
     }
+    return errors + checkGenotypeInput(params)
+}
+
+/*
+ * Exactly one genotype input; its companion options only with it.
+ */
+def checkGenotypeInput(params) {
+    def inputs = ['bfile', 'pfile', 'bgen', 'vcf']
+    def given = inputs.findAll { name -> isSet(params[name]) }
+    def errors = []
+    if( given.size() != 1 )
+        errors << "Give exactly one genotype input (${inputs.collect { '--' + it }.join(', ')}); got ${given ? given.collect { '--' + it }.join(', ') : 'none'}"
+    if( isSet(params.bgen_sample) && !isSet(params.bgen) )
+        errors << "Parameter --bgen_sample belongs to --bgen; drop it or give --bgen"
+    if( params.simulate == true && given.size() == 1 && given[0] != 'bfile' )
+        errors << "Parameter --simulate reads the genotypes with --bfile; convert --${given[0]} to a PLINK 1 fileset (plink2 ... --make-bed --out PREFIX) and pass --bfile PREFIX"
     return errors
+}
+
+def isSet(value) {
+    return value != null && value != false && value.toString() != ''
 }
 
 def checkValue(String name, value, Map spec, boolean required) {
@@ -131,7 +151,7 @@ def checkValue(String name, value, Map spec, boolean required) {
     if( spec.format == 'file-path' && spec.exists && !new File(text).exists() )
         return "Parameter --${name}: file ${text} does not exist"
     if( spec.format == 'file-path-prefix' ) {
-        def missing = ['.bed', '.bim', '.fam'].findAll { ext -> !new File(text + ext).exists() }
+        def missing = (spec.x_prefix_extensions ?: ['.bed', '.bim', '.fam']).findAll { ext -> !new File(text + ext).exists() }
         if( missing )
             return "Parameter --${name}: ${missing.collect { text + it }.join(', ')} not found; give the PLINK prefix without extension"
     }

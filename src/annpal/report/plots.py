@@ -145,11 +145,12 @@ def plot_mas_manhattan(scores: pd.DataFrame, *, method: str, thresholds: Sequenc
 def plot_lr_manhattan(gwas: pd.DataFrame, *, lambda_value: float | None,
                       out_prefix: str | os.PathLike[str]) -> Plot:
     """Manhattan plot of the logistic-regression comparator (−log10 P), Bonferroni line at 0.05/M (§7)."""
-    p = pd.to_numeric(gwas["p_value"], errors="coerce").to_numpy(float)
-    ok = np.isfinite(p) & (p > 0)
+    # −log10 P from gwas.tsv's own column: exact where P underflows a double (the strongest signals)
+    nlp = pd.to_numeric(gwas["neg_log10_p"], errors="coerce").to_numpy(float)
+    ok = np.isfinite(nlp)
     x, rank, labels, centres = cumulative_positions(gwas["CHR"].tolist(), gwas["BP"].to_numpy())
     fig, (ax,) = _new_figure(11, 4.2)
-    _scatter_chromosomes(ax, x[ok], -np.log10(p[ok]), rank[ok])
+    _scatter_chromosomes(ax, x[ok], nlp[ok], rank[ok])
     bonf = 0.05 / max(int(ok.sum()), 1)
     ax.axhline(-np.log10(bonf), color=THRESHOLD_COLOURS[0], lw=0.9, ls="--", label=f"Bonferroni 0.05/M = {bonf:.2g}")
     _genome_axis(ax, labels, centres)
