@@ -104,7 +104,7 @@ BAD = [
     (["--methods", "ig,ig"], "--methods", "more than once"),
     (["--thresholds", "99.99,abc"], "--thresholds", "percentiles"),
     (["--epochs", "1.5"], "--epochs", "integer"),
-    (["--lr", "-0.1"], "--lr", "> 0"),
+    (["--lr", "-0.1"], "--lr", "auto or a positive number"),
     (["--device", "tpu"], "--device", "one of auto, cpu, cuda"),
     (["--simulate", "maybe"], "--simulate", "true or false"),
     (["--bfile", "/nonexistent/cohort"], "--bfile", "/nonexistent/cohort.bed"),
