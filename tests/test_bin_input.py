@@ -51,7 +51,10 @@ def assert_one_line_error(result, *, pattern: str, out_dir: Path):
 
 @pytest.fixture
 def cohort(tmp_path):
-    """60 samples × 25 SNPs with 1/2 phenotype in the fam (24 cases)."""
+    """60 samples × 25 SNPs with 1/2 phenotype in the fam (24 cases).
+
+    Deliberately tiny: prepared with ``--allow-few-samples`` (fewer than 50 training samples per class).
+    """
     counts = random_counts(60, 25, seed=1, missing_rate=0.02)
     return write_fileset(tmp_path / "in" / "cohort", counts, pheno=case_control(60, n_cases=24, seed=1))
 
@@ -121,7 +124,7 @@ def test_simulate__missing_fileset(simulate, tmp_path):
 
 def test_prepare__fam_phenotype(prepare, cohort, tmp_path):
     out = tmp_path / "prep"
-    result = run(prepare, ["--bfile", cohort, "--out-dir", out, "--val-cases", 5, "--val-controls", 6,
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", out, "--val-cases", 5, "--val-controls", 6,
                            "--versions", tmp_path / "v.yml"])
     assert result.exit_code == 0, result.output
     ds = load_prepared(out)
@@ -133,7 +136,7 @@ def test_prepare__fam_phenotype(prepare, cohort, tmp_path):
 
 
 def test_prepare__default_split_capped_with_warning(prepare, cohort, tmp_path):
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "p"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "p"])
     assert result.exit_code == 0, result.output
     assert "[WARNING] validation cases capped at 12" in result.stderr
     assert load_prepared(tmp_path / "p").qc["split"]["n_val_controls"] == 18
@@ -141,7 +144,7 @@ def test_prepare__default_split_capped_with_warning(prepare, cohort, tmp_path):
 
 def test_prepare__pheno_tsv_from_simulate(prepare, simulate, cohort, tmp_path):
     assert run(simulate, ["--bfile", cohort, "--out-dir", tmp_path / "s", "--n-causal", 4]).exit_code == 0
-    result = run(prepare, ["--bfile", cohort, "--pheno", tmp_path / "s" / "phenotype.tsv", "--out-dir",
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--pheno", tmp_path / "s" / "phenotype.tsv", "--out-dir",
                            tmp_path / "p", "--val-cases", 3, "--val-controls", 3])
     assert result.exit_code == 0, result.output
     ds = load_prepared(tmp_path / "p")
@@ -153,7 +156,7 @@ def test_prepare__pheno_tsv_from_simulate(prepare, simulate, cohort, tmp_path):
 def test_prepare__duplicate_ids_made_unique(prepare, tmp_path):
     ids = ["rs1", "rs2", "rs1", "rs4", "rs2", "rs6"]
     prefix = write_fileset(tmp_path / "d", random_counts(40, 6, seed=2), ids=ids, pheno=case_control(40, n_cases=10))
-    result = run(prepare, ["--bfile", prefix, "--out-dir", tmp_path / "p"])
+    result = run(prepare, ["--bfile", prefix, "--allow-few-samples", "--out-dir", tmp_path / "p"])
     assert result.exit_code == 0, result.output
     assert "[WARNING]" in result.stderr and "2 duplicate SNP IDs made unique" in result.stderr
     variants = load_prepared(tmp_path / "p").variants
@@ -164,13 +167,13 @@ def test_prepare__non_autosomal_dropped_unless_asked(prepare, tmp_path):
     chrom = ["1", "X", "23", "2", "MT", "Y"]
     prefix = write_fileset(tmp_path / "x", random_counts(40, 6, seed=3), chrom=chrom,
                            pheno=case_control(40, n_cases=10))
-    result = run(prepare, ["--bfile", prefix, "--out-dir", tmp_path / "p"])
+    result = run(prepare, ["--bfile", prefix, "--allow-few-samples", "--out-dir", tmp_path / "p"])
     assert result.exit_code == 0, result.output
     ds = load_prepared(tmp_path / "p")
     assert ds.variants["CHR"].tolist() == ["1", "2"]
     assert ds.qc["variants"]["non_autosomal_dropped"] == {"MT": 1, "X": 2, "Y": 1}
     assert "4 non-autosomal SNPs dropped" in result.stderr
-    result = run(prepare, ["--bfile", prefix, "--out-dir", tmp_path / "q", "--keep-non-autosomal"])
+    result = run(prepare, ["--bfile", prefix, "--allow-few-samples", "--out-dir", tmp_path / "q", "--keep-non-autosomal"])
     assert result.exit_code == 0
     assert load_prepared(tmp_path / "q").variants["CHR"].tolist() == ["1", "2", "X", "X", "Y", "MT"]
 
@@ -183,6 +186,9 @@ def test_prepare__embedded_test_data(prepare, tmp_path):
     ds = load_prepared(tmp_path / "p")
     assert ds.n_samples == 1000 and 3000 <= ds.n_snps <= 6000
     assert set(ds.variants["CHR"]) == {"1", "2", "3"} and ds.qc["missing_calls"]["n_set_to_zero"] == 0
+    split = ds.qc["split"]  # above the minimum training size without --allow-few-samples
+    assert split["min_train_per_class"] == 50 and not split["allow_few_samples"]
+    assert min(split["n_train_cases"], split["n_train_controls"]) >= 50
 
 
 # -- annpal-prepare: bad input (METHOD §1, issue 3 §5) -----------------------------------------------
@@ -190,7 +196,7 @@ def test_prepare__embedded_test_data(prepare, tmp_path):
 @pytest.mark.parametrize("ext", ["bed", "bim", "fam"])
 def test_prepare__missing_file(prepare, cohort, tmp_path, ext):
     (cohort.parent / f"cohort.{ext}").unlink()
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=rf"cohort\.{ext}: not found; --bfile takes the prefix",
                           out_dir=tmp_path / "out")
 
@@ -198,7 +204,7 @@ def test_prepare__missing_file(prepare, cohort, tmp_path, ext):
 def test_prepare__mismatched_fileset(prepare, cohort, tmp_path):
     other = write_fileset(tmp_path / "other" / "o", random_counts(100, 25, seed=9))
     (cohort.parent / "cohort.fam").write_bytes((other.parent / "o.fam").read_bytes())
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=r"cohort\.bed: \d+ bytes but cohort\.fam \(100 samples\).*regenerate",
                           out_dir=tmp_path / "out")
 
@@ -206,7 +212,7 @@ def test_prepare__mismatched_fileset(prepare, cohort, tmp_path):
 def test_prepare__wrong_magic_bytes(prepare, cohort, tmp_path):
     bed = cohort.parent / "cohort.bed"
     bed.write_bytes(b"BM" + bed.read_bytes()[2:])
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=r"cohort\.bed: not a PLINK 1 binary \.bed .*expected 6c 1b",
                           out_dir=tmp_path / "out")
 
@@ -216,21 +222,21 @@ def test_prepare__sample_major_bed(prepare, cohort, tmp_path):
     raw = bytearray(bed.read_bytes())
     raw[2] = 0
     bed.write_bytes(bytes(raw))
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=r"cohort\.bed: sample-major \.bed file; rewrite it SNP-major with plink",
                           out_dir=tmp_path / "out")
 
 
 def test_prepare__pheno_ids_not_in_fam(prepare, cohort, tmp_path):
     pheno = write_pheno(tmp_path / "p.tsv", ["X1", "X2"], ["Y1", "Y2"], [0, 1])
-    result = run(prepare, ["--bfile", cohort, "--pheno", pheno, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--pheno", pheno, "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=r"p\.tsv: none of its 2 \(FID, IID\) pairs is in .*cohort\.fam",
                           out_dir=tmp_path / "out")
 
 
 def test_prepare__one_class_phenotype(prepare, cohort, tmp_path):
     pheno = write_pheno(tmp_path / "p.tsv", [f"F{i}" for i in range(60)], [f"I{i}" for i in range(60)], [1] * 60)
-    result = run(prepare, ["--bfile", cohort, "--pheno", pheno, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--pheno", pheno, "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=r"p\.tsv: only one class \(60 cases, 0 controls",
                           out_dir=tmp_path / "out")
 
@@ -238,19 +244,19 @@ def test_prepare__one_class_phenotype(prepare, cohort, tmp_path):
 def test_prepare__non_binary_phenotype(prepare, cohort, tmp_path):
     pheno = write_pheno(tmp_path / "p.tsv", [f"F{i}" for i in range(60)], [f"I{i}" for i in range(60)],
                         np.linspace(0, 3, 60).round(2))
-    result = run(prepare, ["--bfile", cohort, "--pheno", pheno, "--out-dir", tmp_path / "out"])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--pheno", pheno, "--out-dir", tmp_path / "out"])
     assert_one_line_error(result, pattern=r"p\.tsv column trait: non-binary phenotype values .*recode",
                           out_dir=tmp_path / "out")
 
 
 def test_prepare__fewer_than_two_snps_after_qc(prepare, cohort, tmp_path):
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "out", "--min-maf", 0.5])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "out", "--min-maf", 0.5])
     assert_one_line_error(result, pattern=r"cohort\.bim: [01] SNPs left after QC .*relax --max-snp-missing/--min-maf",
                           out_dir=tmp_path / "out")
 
 
 def test_prepare__too_few_samples_for_split(prepare, cohort, tmp_path):
-    result = run(prepare, ["--bfile", cohort, "--out-dir", tmp_path / "out", "--val-cases", 13])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", tmp_path / "out", "--val-cases", 13])
     assert_one_line_error(result, pattern=r"--val-cases 13: too few samples .*24 cases.*lower it to --val-cases 12",
                           out_dir=tmp_path / "out")
 
@@ -259,5 +265,5 @@ def test_prepare__existing_output_untouched_on_error(prepare, cohort, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    result = run(prepare, ["--bfile", cohort, "--out-dir", out, "--val-controls", 100])
+    result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", out, "--val-controls", 100])
     assert result.exit_code == 1 and (out / "keep.txt").read_text() == "old"

@@ -11,8 +11,8 @@ from helpers_input import case_control, random_counts, write_fileset, write_phen
 
 from annpal import dataset
 from annpal.dataset import (
-    QCOptions, balance_summary, balanced_training_index, paper_case_share, prepare_dataset,
-    resolve_balance_rule, validation_split,
+    MIN_TRAIN_PER_CLASS, QCOptions, balance_summary, balanced_training_index, check_training_size,
+    paper_case_share, prepare_dataset, resolve_balance_rule, validation_split,
 )
 from annpal.errors import InputError
 
@@ -135,6 +135,31 @@ def test_validation_split__strict_request_too_large():
 def test_validation_split__class_too_small():
     with pytest.raises(InputError, match=r"too few cases for a validation split \(1\)"):
         validation_split(np.array([1, 0, 0, 0]), seed=1)
+
+
+def test_check_training_size__minimum_per_class_and_override(caplog):
+    labels = np.array([1] * 120 + [0] * 400)
+    _, info = validation_split(labels, n_val_cases=60, n_val_controls=60, seed=1)
+    check_training_size(info, minimum=MIN_TRAIN_PER_CLASS, source="p.tsv")  # 60 and 340 training: fine
+    assert MIN_TRAIN_PER_CLASS == 50  # the documented number (docs/usage.md)
+    _, info = validation_split(np.array([1] * 90 + [0] * 400), n_val_cases=45, seed=1)  # 45 training cases
+    with pytest.raises(InputError, match=r"p\.tsv: 45 training cases after holding out 45 for validation.*"
+                                         r"lower --val-cases to 40 or less, add samples, or pass --allow-few-samples"):
+        check_training_size(info, minimum=50, source="p.tsv")
+    _, info = validation_split(np.array([1] * 6 + [0] * 6), seed=1)  # the 12-sample cohort: 3 + 3 training
+    with pytest.raises(InputError, match=r"3 training cases after holding out 3 .*; add samples, or pass"):
+        check_training_size(info, minimum=50, source="p.tsv")
+    with caplog.at_level("WARNING"):
+        check_training_size(info, minimum=50, allow_few=True, source="p.tsv")
+    assert "only 3 training cases (minimum 50), accepted because of --allow-few-samples" in caplog.text
+
+
+def test_prepare_dataset__refuses_too_few_training_samples_before_reading(messy):
+    prefix, *_ = messy
+    with pytest.raises(InputError, match=r"training cases after holding out .* pass --allow-few-samples"):
+        prepare_dataset(prefix, n_val_cases=2, n_val_controls=2)
+    ds = prepare_dataset(prefix, n_val_cases=2, n_val_controls=2, allow_few_samples=True)
+    assert ds.qc["split"]["allow_few_samples"] and ds.qc["split"]["min_train_per_class"] == 50
 
 
 def test_balanced_training_index__cases_twice_half_controls():
@@ -262,7 +287,7 @@ def messy(tmp_path):
 
 def test_prepare_dataset__matrix_order_and_qc(messy):
     prefix, counts, chrom, bp, pheno = messy
-    ds = prepare_dataset(prefix, n_val_cases=5, n_val_controls=5, split_seed=3)
+    ds = prepare_dataset(prefix, n_val_cases=5, n_val_controls=5, split_seed=3, allow_few_samples=True)
     keep_rows = np.flatnonzero(pheno != "-9")
     # independent reference: autosomes sorted by (chromosome, position), minus SNPs 4 and 7
     auto = [j for j in range(12) if chrom[j] in ("1", "2")]
@@ -289,7 +314,7 @@ def test_prepare_dataset__matrix_order_and_qc(messy):
 def test_prepare_dataset__keep_non_autosomal(messy):
     prefix, *_ = messy
     ds = prepare_dataset(prefix, qc=QCOptions(keep_non_autosomal=True, remove_monomorphic=False),
-                         n_val_cases=2, n_val_controls=2)
+                         n_val_cases=2, n_val_controls=2, allow_few_samples=True)
     assert ds.variants["CHR"].tolist()[-2:] == ["X", "MT"] and ds.n_snps == 12
     assert ds.qc["variants"]["non_autosomal_kept"] == 2
 
@@ -303,7 +328,7 @@ def test_prepare_dataset__qc_thresholds(tmp_path):
     counts[7, 0] = 1  # rare SNP: MAF tiny
     prefix = write_fileset(tmp_path / "q", counts, pheno=case_control(60, n_cases=20, seed=1))
     qc = QCOptions(max_snp_missing=0.1, min_maf=0.05, max_sample_missing=0.3)
-    ds = prepare_dataset(prefix, qc=qc, n_val_cases=3, n_val_controls=3)
+    ds = prepare_dataset(prefix, qc=qc, n_val_cases=3, n_val_controls=3, allow_few_samples=True)
     # reference, PLINK order: --mind on all SNPs, then --geno, then --maf on the kept samples
     miss = np.isnan(counts)
     keep_s = miss.mean(axis=1) <= 0.3
@@ -325,4 +350,4 @@ def test_prepare_dataset__fewer_than_two_snps(tmp_path):
     counts[:, 1:] = 2
     prefix = write_fileset(tmp_path / "few", counts, pheno=case_control(20, n_cases=8))
     with pytest.raises(InputError, match=r"few\.bim: 1 SNPs left after QC \(removed: monomorphic 2\).*relax"):
-        prepare_dataset(prefix, n_val_cases=2, n_val_controls=2)
+        prepare_dataset(prefix, n_val_cases=2, n_val_controls=2, allow_few_samples=True)

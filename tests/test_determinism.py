@@ -39,6 +39,7 @@ def run_chain(root: Path) -> None:
     prefix = write_fileset(root / "cohort", random_counts(160, 80, seed=7), chrom=[1] * 40 + [2] * 40,
                            pheno=case_control(160, n_cases=60, seed=7))
     invoke("annpal-prepare", "--bfile", prefix, "--val-cases", 12, "--val-controls", 12, "--split-seed", 3,
+           "--allow-few-samples",  # 48 training cases: deliberately tiny
            "--out-dir", root / "prepared")
     models = {}
     for kind, seeds in (("real", REAL_SEEDS), ("null", NULL_SEEDS)):

@@ -81,7 +81,8 @@ def test_prepare_dataset__missing_calls_order_and_sample_qc_equal_bed_path(fmt, 
     fam = np.loadtxt(f"{messy}.fam", dtype=str)
     pheno.write_text("FID\tIID\ttrait\n" + "".join(f"{f}\t{i}\t{p}\n" for f, i, p in fam[:, [0, 1, 5]]))
     args = plink2_convert(messy, tmp_path / "conv" / "m", fmt)
-    kwargs = dict(pheno=pheno, qc=QCOptions(max_sample_missing=0.5, min_maf=0.05), n_val_cases=3, n_val_controls=3)
+    kwargs = dict(pheno=pheno, qc=QCOptions(max_sample_missing=0.5, min_maf=0.05), n_val_cases=3, n_val_controls=3,
+                  allow_few_samples=True)  # 37 samples: deliberately tiny
     want = prepare_dataset(messy, **kwargs)
     with open_genotypes(**{args[0].lstrip("-"): args[1], **({"sample": args[3]} if len(args) > 2 else {})}) as source:
         got = prepare_dataset(source, **kwargs, genotypes_path=tmp_path / GENOTYPES)
@@ -129,7 +130,8 @@ def test_alt_counts__missing_half_calls_and_haploid():
 
 
 def test_prepare_dataset__in_place_matrix_is_cut_to_the_kept_snps(messy, tmp_path):
-    kwargs = dict(qc=QCOptions(max_sample_missing=0.5, min_maf=0.2), n_val_cases=3, n_val_controls=3)
+    kwargs = dict(qc=QCOptions(max_sample_missing=0.5, min_maf=0.2), n_val_cases=3, n_val_controls=3,
+                  allow_few_samples=True)  # 37 samples: deliberately tiny
     want = prepare_dataset(messy, **kwargs)
     got = prepare_dataset(messy, **kwargs, genotypes_path=tmp_path / GENOTYPES)
     assert isinstance(got.genotypes, np.memmap) and got.genotypes.shape == want.genotypes.shape

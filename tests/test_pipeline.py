@@ -100,6 +100,15 @@ def test_pipeline__null_model_seeds_disjoint_from_real(small_runs):
     assert all(train[f"real_s{k}"]["permute_seed"] is None for k in range(1, N_MODELS + 1))
 
 
+def test_pipeline__pvalues_recount_every_draw_exactly(small_runs):
+    for method in METHODS:
+        info = json.loads((small_runs["run1"] / "pvalues" / method / "null_fit.json").read_text())
+        assert {label: v["n_inexact_draws"] for label, v in info["thresholds"].items()} == {"99.99": 0, "99.95": 0}
+        assert info["recount"]["dataset"] and info["halfnorm_loc"] == "zero"
+        assert info["sigma"] == info["sigma_zero"] and 0 < info["sigma_free"] <= info["sigma_zero"]
+        assert info["n_null_models_used"] + len(info["degenerate_null_models"]) == N_NULL
+
+
 def test_pipeline__pipeline_info_has_versions_params_trace_dag(small_runs):
     info = small_runs["run1"] / "pipeline_info"
     versions = (info / "software_versions.yml").read_text()

@@ -123,7 +123,8 @@ def test_plink__random_bim_fam_text_prepare_or_input_error(bim, fam, raw, junk) 
         except InputError as exc:
             one_line_error(exc)
         try:
-            ds = prepare_dataset(prefix, qc=QCOptions(), n_val_cases=1, n_val_controls=1, split_seed=1)
+            ds = prepare_dataset(prefix, qc=QCOptions(), n_val_cases=1, n_val_controls=1, split_seed=1,
+                                 allow_few_samples=True)
         except InputError as exc:
             one_line_error(exc)
             return

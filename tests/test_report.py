@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -175,3 +176,16 @@ def test_build_report__degenerate_models_warned(tmp_path):
     models.to_csv(models_tsv, sep="\t", index=False)
     res = build_report(results, tmp_path / "O")
     assert any("degenerate" in w and "null" in w for w in res.warnings)
+
+
+def test_build_report__null_pool_flags(tmp_path):
+    results = build_results(tmp_path / "R", gwas=False, evaluation=False, poor_null_fit=False)
+    fit_json = results / "pvalues" / "ig" / "null_fit.json"
+    fit = json.loads(fit_json.read_text())
+    fit.update(degenerate_null_models=[{"row": 1, "seed": 200002}], n_null_models_used=2, halfnorm_loc="free",
+               sigma_free=0.0031, sigma_zero=0.0033, thresholds={"99.99": {"n_inexact_draws": 3}})
+    fit_json.write_text(json.dumps(fit))
+    res = build_report(results, tmp_path / "O")
+    assert any("seed 200002" in w and "left out of the null pool" in w and "other 2" in w for w in res.warnings)
+    assert any("re-run PVALUES with the prepared dataset" in w and "θ 99.99: 3" in w for w in res.warnings)
+    assert any("free-loc" in n and "0.0031" in n for n in res.notes)

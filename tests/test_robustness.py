@@ -136,7 +136,8 @@ def small_inputs(tmp_path_factory) -> dict[str, Path]:
 # output was written (prepare: genotypes.npy and samples.tsv; train: model.pt; merge: mas_matrix.npy;
 # call-pal: scores.tsv; simulate: phenotype.tsv; gwas: gwas.tsv).
 INJECTIONS = [
-    ("annpal-prepare", lambda d: ["--bfile", d["fileset"], "--val-cases", "5", "--val-controls", "5"], 2),
+    ("annpal-prepare", lambda d: ["--bfile", d["fileset"], "--val-cases", "5", "--val-controls", "5",
+                                  "--allow-few-samples"], 2),  # 25 training cases: deliberately tiny
     ("annpal-train", lambda d: ["--dataset", d["dataset"], "--seed", "1", "--epochs", "2", "--h1", "4", "--h2", "2",
                                 "--device", "cpu"], 1),
     ("annpal-merge-mas", lambda d: ["--method", "sm", "--kind", "real", d["root"] / "sm_real_s2",

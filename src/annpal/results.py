@@ -203,8 +203,12 @@ NULL_FIT = Table("null_fit", "null_fit.tsv", "pvalues", "annpal-pvalues",
 NULL_FIT_RECORD = Record(
     "null_fit_record", "null_fit.json", "pvalues", "annpal-pvalues",
     "half-normal σ, tail comparison and its warning, QQ (qq.expected/observed) and histogram "
-    "(histogram.edges/density) of the null MAS", keys=("sigma", "best", "tail_fraction"),
-    optional=("warning", "qq", "histogram"))
+    "(histogram.edges/density) of the null MAS; both half-normal fits (sigma_zero; sigma_free, loc_free) and "
+    "which one gave sigma (halfnorm_loc); null models used and the degenerate ones left out "
+    "(degenerate_null_models: row, seed); per θ n_inexact_draws and the recount settings",
+    keys=("sigma", "best", "tail_fraction"),
+    optional=("warning", "qq", "histogram", "halfnorm_loc", "sigma_zero", "sigma_free", "loc_free",
+              "n_null_models", "n_null_models_used", "degenerate_null_models", "thresholds", "recount"))
 
 # Linear comparator (annpal-gwas).
 GWAS = Table("gwas", "gwas.tsv", "gwas", "annpal-gwas",

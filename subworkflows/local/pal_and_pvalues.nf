@@ -1,6 +1,7 @@
 /*
  * From MAS matrices to PAL and P-values, per method: CALL_PAL on the real models' matrix, then
- * PVALUES from the real and null matrices and the PAL scores (skipped without null models).
+ * PVALUES from the real and null matrices, the PAL scores and the prepared dataset (skipped without
+ * null models).
  */
 
 include { CALL_PAL } from '../../modules/local/call_pal/main'
@@ -28,11 +29,15 @@ workflow PAL_AND_PVALUES {
     )
     ch_versions = ch_versions.mix(CALL_PAL.out.versions)
 
-    // join by method: [ method, real matrix/, null matrix/, pal/ ]
+    // join by method: [ method, real matrix/, null matrix/, pal/ ], then the dataset (LD rows for
+    // exact recounts of tied null draws)
     ch_pv_in = ch_by_kind.real.map { meta, dir -> [meta.method, dir] }
         .join(ch_by_kind.nulls.map { meta, dir -> [meta.method, dir] })
         .join(CALL_PAL.out.pal.map { meta, dir -> [meta.method, dir] })
-        .map { method, real_dir, null_dir, pal_dir -> [[id: method, method: method], real_dir, null_dir, pal_dir] }
+        .combine(ch_dataset_dir)
+        .map { method, real_dir, null_dir, pal_dir, dataset ->
+            [[id: method, method: method], real_dir, null_dir, pal_dir, dataset]
+        }
     PVALUES(ch_pv_in)
     ch_versions = ch_versions.mix(PVALUES.out.versions)
 

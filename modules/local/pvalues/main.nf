@@ -1,13 +1,14 @@
 /*
  * PVALUES: P-values of the PAL SNPs of one method from the null models' MAS (METHOD.md section 5).
  * meta: [id: 'ig', method: 'ig']. Output folder = results layout R/pvalues/<method>.
+ * The prepared dataset gives the LD band rows for exact recounts of null draws with ties at the cut.
  */
 process PVALUES {
     tag "${meta.id}"
     label 'process_single'
 
     input:
-    tuple val(meta), path(real_dir, stageAs: 'in/real/*'), path(null_dir, stageAs: 'in/null/*'), path(pal_dir, stageAs: 'in/pal/*')
+    tuple val(meta), path(real_dir, stageAs: 'in/real/*'), path(null_dir, stageAs: 'in/null/*'), path(pal_dir, stageAs: 'in/pal/*'), path(dataset, stageAs: 'in/dataset/*')
 
     output:
     tuple val(meta), path("${meta.id}"), emit: pvalues
@@ -22,6 +23,7 @@ process PVALUES {
         --mas ${real_dir}/mas_matrix.npy \\
         --null-mas ${null_dir}/mas_matrix.npy \\
         --scores ${pal_dir}/scores.tsv \\
+        --dataset ${dataset} \\
         ${args} \\
         --out-dir ${meta.id} \\
         --versions versions.yml

@@ -39,6 +39,7 @@ from annpal.results import (
     LOCI,
     MAS_MATRIX,
     MODELS,
+    EXCLUDED,
     NULL_FIT,
     NULL_FIT_RECORD,
     PARAMS,
@@ -226,6 +227,11 @@ def _methods_section(ctx: _Context) -> Section | None:
                 ctx.warnings.append(f"{method}: {kind} model(s) with seed {', '.join(map(str, dead))} are "
                                     "degenerate (dead network: every attribution zero, MAS uniform); "
                                     "consider a lower learning rate or more data")
+            excluded = _read(ctx, EXCLUDED, ctx.results.path(EXCLUDED, method=method, kind=kind))
+            if excluded is not None and len(excluded):
+                ctx.warnings.append(f"{method}: {kind} model(s) with seed {', '.join(map(str, excluded['seed']))} "
+                                    "collapsed and were left out of the MAS matrix (--collapsed_models exclude; "
+                                    "docs/training.md)")
     return Section("methods", "PAL and P-values by method", "\n".join(body))
 
 
@@ -253,6 +259,7 @@ def _null_fit(ctx: _Context, method: str) -> str:
         # PVALUES decides (with its AIC tolerance) and writes "warning"; judge here only if it did not.
         ctx.warnings.append(f"{method}: the half-normal is not the best-supported null distribution (best: {best}); "
                             "AMAS P-values may not be calibrated")
+    _null_pool_flags(ctx, method, fit)
     parts = []
     fits = _read(ctx, NULL_FIT, ctx.results.path(NULL_FIT, method=method))
     if fits is not None:
@@ -265,6 +272,23 @@ def _null_fit(ctx: _Context, method: str) -> str:
                                          sigma=float(sigma), tail_fraction=float(fit["tail_fraction"]), best=best,
                                          **_null_fit_data(ctx, method, fit))))
     return "".join(parts)
+
+
+def _null_pool_flags(ctx: _Context, method: str, fit: dict[str, Any]) -> None:
+    """Warnings and notes on how PVALUES built the null: dead models left out, σ's fit, inexact draws."""
+    dead = fit.get("degenerate_null_models") or []
+    if dead:
+        who = ", ".join(str(d["seed"]) if d.get("seed") is not None else f"row {d.get('row')}" for d in dead)
+        ctx.warnings.append(f"{method}: {len(dead)} degenerate null model(s) (seed {who}; dead network, flat MAS) "
+                            f"left out of the null pool; σ is fitted to the other {fit.get('n_null_models_used')}")
+    if fit.get("halfnorm_loc") == "free":
+        ctx.notes.append(f"{method}: null σ from the authors' free-loc half-normal fit (--halfnorm_loc free): "
+                         f"{fit.get('sigma_free', float('nan')):.4g} (loc 0: {fit.get('sigma_zero', float('nan')):.4g})")
+    inexact = {t: v.get("n_inexact_draws", 0) for t, v in (fit.get("thresholds") or {}).items()}
+    if any(inexact.values()):
+        ctx.warnings.append(f"{method}: null draws kept the observed counts despite ties at the cut "
+                            f"({', '.join(f'θ {t}: {n}' for t, n in inexact.items() if n)}); re-run PVALUES with the "
+                            "prepared dataset (--dataset) for exact recounts")
 
 
 def _null_fit_data(ctx: _Context, method: str, fit: dict[str, Any]) -> dict[str, Any]:
@@ -334,6 +358,12 @@ def _training_section(ctx: _Context) -> Section | None:
             ctx.warnings.append(f"{name}: low validation AUC ({float(last['val_auc']):.3f} < {LOW_VAL_AUC}); "
                                 "the model may not have learnt the trait")
         info = _read(ctx, TRAIN_RECORD, ctx.results.path(TRAIN_RECORD, model=name)) or {}
+        rows[-1].update({"kept epoch": info.get("kept_epoch"), "collapsed": bool(info.get("collapsed")),
+                         "case share trained on": (info.get("balance") or {}).get("after", {}).get("case_share")})
+        if info.get("training_collapsed"):
+            ctx.warnings.append(f"{name}: the network collapsed to a constant output from epoch "
+                                f"{info.get('collapse_epoch')} (kept epoch {info.get('kept_epoch')}, "
+                                f"{'collapsed' if info.get('collapsed') else 'not collapsed'}); see docs/training.md")
         sizes = [int(x) for x in info.get("hidden_sizes", [])]
         if sizes and min(sizes) < TINY_HIDDEN:
             tiny[name] = sizes
