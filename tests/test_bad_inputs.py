@@ -84,7 +84,15 @@ def copy_fileset(tmp: Path, data: Data) -> Path:
 
 
 def prepare_args(prefix: Path, *extra: str) -> list[str]:
-    return ["--bfile", str(prefix), *extra]
+    # The good file set is deliberately tiny (20 cases): the override keeps the minimum training size
+    # out of the way of the error each case is about (case "too_few_training" checks the minimum).
+    return ["--bfile", str(prefix), "--allow-few-samples", *extra]
+
+
+def tiny_cohort(tmp: Path, data: Data) -> list[str]:
+    """A 12-sample cohort, 6 cases and 6 controls, without the override."""
+    prefix = write_fileset(tmp / "cohort", random_counts(12, N_SNPS, seed=4), pheno=case_control(12, n_cases=6, seed=4))
+    return ["--bfile", str(prefix)]
 
 
 def broken_fileset(edit: Callable[[Path], None], *extra: str) -> Callable[[Path, Data], list[str]]:
@@ -296,6 +304,18 @@ def pvalues(null: str = "good", scores: str = "bad") -> Callable[[Path, Data], l
     return build
 
 
+def pvalues_dead_nulls(tmp: Path, data: Data) -> list[str]:
+    """PAL called on the good dataset, and a null matrix whose rows 0 and 2 (of 3) are flat (dead networks)."""
+    mas = mas_matrix(tmp / "mas_matrix.npy", 3, 60)
+    result = CliRunner().invoke(command("annpal-call-pal"), ["--dataset", str(data.dataset), "--mas", str(mas),
+                                                             "--method", "sm", "--out-dir", str(tmp / "pal")])
+    assert result.exit_code == 0, result.stderr
+    null = np.load(mas_matrix(tmp / "null_mas.npy", 3, 60, seed=1))
+    null[[0, 2]] = 1 / 60
+    np.save(tmp / "null_mas.npy", null)
+    return ["--mas", str(mas), "--null-mas", str(tmp / "null_mas.npy"), "--scores", str(tmp / "pal" / "scores.tsv")]
+
+
 def evaluate(*extra: str) -> Callable[[Path, Data], list[str]]:
     def build(tmp: Path, data: Data) -> list[str]:
         truth = tmp / "truth.tsv"
@@ -367,6 +387,8 @@ CASES = [
          broken_fileset(lambda p: None, "--val-cases", "15"), "--val-cases 15", "lower it to --val-cases 10"),
     Case("split_one_case", "one case only (no validation split possible)", "annpal-prepare",
          broken_fileset(one_case), "too few cases", "add samples or check the phenotype"),
+    Case("too_few_training", "12-sample cohort (6 cases, 6 controls)", "annpal-prepare", tiny_cohort,
+         "3 training cases after holding out 3 for validation", "pass --allow-few-samples"),
     Case("maf_range", "`--min-maf 0.7` (outside 0-0.5)", "annpal-prepare",
          broken_fileset(lambda p: None, "--min-maf", "0.7"), "'--min-maf'", "0.7", exit_code=2),
     # Covariates (annpal-gwas)
@@ -444,6 +466,8 @@ CASES = [
          "null_mas.npy: not a readable .npy", "mas_matrix.npy written by annpal-merge-mas"),
     Case("scores_columns", "`--scores` table without the count/PAL columns", "annpal-pvalues", pvalues(),
          "scores.tsv: missing columns", "give the scores.tsv written by annpal-call-pal"),
+    Case("null_mostly_dead", "more than half of the null models degenerate (flat MAS)", "annpal-pvalues",
+         pvalues_dead_nulls, "2 of 3 null models are degenerate", "retrain the null models"),
     Case("p_thresholds", "`annpal-evaluate --p-thresholds 2`", "annpal-evaluate",
          evaluate("--p-thresholds", "2"), "'--p-thresholds'",
          "must lie in (0, 1)", exit_code=2),
