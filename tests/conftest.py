@@ -18,6 +18,8 @@ from annpal.prepared import PreparedDataset, write_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "bin"
+# The commands import bin/_annpal_env.py first (Python finds it beside the script when run as one).
+sys.path.insert(0, str(BIN))
 
 
 def load_bin(name: str):

@@ -29,6 +29,7 @@ from annpal.provenance import versions
 
 log = logging.getLogger("annpal")
 
+_VERSIONS_PROCESS_KEY = "annpal.versions_process"
 CONTEXT_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -75,8 +76,9 @@ def command(**click_kwargs: Any) -> Callable[[Callable[..., Any]], click.Command
 
     def decorate(func: Callable[..., Any]) -> click.Command:
         @functools.wraps(func)
-        def wrapper(*args: Any, verbose: int = 0, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, verbose: int = 0, versions_process: str | None = None, **kwargs: Any) -> Any:
             setup_logging(verbose)
+            click.get_current_context().meta[_VERSIONS_PROCESS_KEY] = versions_process
             try:
                 return func(*args, **kwargs)
             except InputError as exc:
@@ -84,6 +86,9 @@ def command(**click_kwargs: Any) -> Callable[[Callable[..., Any]], click.Command
                 raise click.exceptions.Exit(1) from None
 
         wrapper = click.option("-v", "--verbose", count=True, help="More log output (DEBUG).")(wrapper)
+        wrapper = click.option("--versions-process", default=None, metavar="NAME",
+                               help="Key of the versions.yml entry (the pipeline passes its process name, "
+                                    "${task.process}); default: the command's own step name.")(wrapper)
         return click.command(context_settings=CONTEXT_SETTINGS, **click_kwargs)(wrapper)
 
     return decorate
@@ -144,7 +149,13 @@ def write_tsv(path: str | os.PathLike[str], frame: Any, **to_csv_kwargs: Any) ->
 
 
 def write_versions_yml(path: str | os.PathLike[str], process: str) -> None:
-    """Write an nf-core style ``versions.yml`` (``PROCESS:\\n  tool: version``)."""
-    lines = [f'"{process}":'] + [f"  {k}: {v}" for k, v in versions().items()]
+    """Write an nf-core style ``versions.yml`` (``"PROCESS":\\n  tool: version``), its one writer.
+
+    The key is ``--versions-process`` when given (the pipeline passes ``${task.process}``), else
+    ``process``, the step's own name; nothing rewrites the file afterwards.
+    """
+    ctx = click.get_current_context(silent=True)
+    key = (ctx.meta.get(_VERSIONS_PROCESS_KEY) if ctx is not None else None) or process
+    lines = [f'"{key}":'] + [f"  {k}: {v}" for k, v in versions().items()]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -214,34 +214,29 @@ def paramsJson(params, schemaPath) {
 }
 
 /*
- * Merge the versions.yml texts of all tasks (`"PROCESS":\n  tool: version`) into one YAML text,
- * processes and tools sorted, plus a Workflow entry with the pipeline, library code and Nextflow.
+ * Merge the versions.yml texts of all tasks (each `"PROCESS":` with `tool: version` lines, written by
+ * annpal.cli.write_versions_yml under the task's process name) into one YAML text, processes and tools
+ * sorted, plus a Workflow entry with the pipeline, library code and Nextflow versions. The texts are
+ * read and written with SnakeYAML (bundled with Nextflow), not parsed line by line.
  */
 def mergeVersions(List texts, workflowMeta, codeVersion) {
     def merged = new TreeMap()
     texts.each { text ->
-        def current = null
-        text.toString().eachLine { line ->
-            if( !line.trim() ) return
-            if( !line.startsWith(' ') ) {
-                current = line.trim().replaceAll(/:$/, '').replaceAll(/^["']|["']$/, '')
-                merged.putIfAbsent(current, new TreeMap())
-            }
-            else if( current != null ) {
-                def kv = line.trim().split(/:\s*/, 2)
-                if( kv.size() == 2 ) merged[current][kv[0]] = kv[1]
-            }
+        def doc = new org.yaml.snakeyaml.Yaml().load(text.toString())
+        (doc instanceof Map ? doc : [:]).each { process, tools ->
+            def entry = merged.computeIfAbsent(process.toString()) { new TreeMap() }
+            (tools instanceof Map ? tools : [:]).each { tool, version -> entry[tool.toString()] = version.toString() }
         }
     }
     merged['Workflow'] = new TreeMap([
-        annpal     : workflowMeta.manifest.version,
-        annpal_code: codeVersion,
+        annpal     : workflowMeta.manifest.version.toString(),
+        annpal_code: codeVersion.toString(),
         Nextflow   : workflowMeta.nextflow.version.toString(),
     ])
-    def lines = []
-    merged.each { process, tools ->
-        lines << "${process}:"
-        tools.each { tool, version -> lines << "  ${tool}: ${version}" }
-    }
-    return lines.join('\n') + '\n'
+    // plain LinkedHashMaps (no Java type tags in the output), block style
+    def plain = new LinkedHashMap()
+    merged.each { process, tools -> plain[process] = new LinkedHashMap(tools) }
+    def options = new org.yaml.snakeyaml.DumperOptions()
+    options.setDefaultFlowStyle(org.yaml.snakeyaml.DumperOptions.FlowStyle.BLOCK)
+    return new org.yaml.snakeyaml.Yaml(options).dump(plain)
 }

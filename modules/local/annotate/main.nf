@@ -30,9 +30,8 @@ process ANNOTATE {
         ${genes_arg} \\
         ${args} \\
         --out-dir annotate \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:

@@ -25,9 +25,8 @@ process ATTRIBUTE {
         ${args} \\
         --threads ${task.cpus} \\
         --out-dir ${meta.id} \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:

@@ -26,9 +26,8 @@ process LOGISTIC_GWAS {
         ${args} \\
         --threads ${task.cpus} \\
         --out-dir gwas \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:

@@ -25,9 +25,8 @@ process MERGE_MAS {
         ${args} \\
         --out-dir ${meta.id} \\
         --versions versions.yml \\
+        --versions-process '${task.process}' \\
         ${mas_dirs.join(' ')}
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
     """
 
     stub:

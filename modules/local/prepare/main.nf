@@ -34,11 +34,10 @@ process PREPARE {
         ${pheno_arg} \\
         ${args} \\
         --out-dir prepared \\
-        --versions versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     # the tables (not the genotype matrix) are what gets published; hard links cost nothing
     mkdir -p prepared_tables && ln -f prepared/qc.json prepared/samples.tsv prepared/variants.tsv prepared_tables/
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
     """
 
     stub:

@@ -26,9 +26,8 @@ process PVALUES {
         --dataset ${dataset} \\
         ${args} \\
         --out-dir ${meta.id} \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:

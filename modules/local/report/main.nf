@@ -40,9 +40,8 @@ ANNPAL_VERSIONS_END
         --results R \\
         ${args} \\
         --out-dir report \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:

@@ -24,9 +24,8 @@ process SIMULATE_PHENOTYPE {
         --threads ${task.cpus} \\
         ${args} \\
         --out-dir simulation \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:

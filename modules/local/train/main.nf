@@ -27,9 +27,8 @@ process TRAIN {
         ${args} \\
         --threads ${task.cpus} \\
         --out-dir ${meta.id} \\
-        --versions versions.yml
-    # key the versions by this pipeline's process name (nf-core convention)
-    sed -i '1s/.*/"${task.process}":/' versions.yml
+        --versions versions.yml \\
+        --versions-process '${task.process}'
     """
 
     stub:
