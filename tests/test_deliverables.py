@@ -158,6 +158,9 @@ def test_ssf_metadata__fields_and_md5(tmp_path):
     assert meta["file_type"].startswith("GWAS-SSF")
     assert meta["adjusted_covariates"] == ["PC1", "PC2"]
     assert "ig: 99.99" in meta["author_notes"]
+    # the method actually run (annpal.gwas), not the authors' statsmodels Logit
+    assert "batched IRLS logistic regression" in meta["analysis_software"]
+    assert "statsmodels" not in meta["analysis_software"]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import platform
 import sys
 from importlib import metadata
 
-_PACKAGES = ("torch", "captum", "numpy", "scipy", "pandas", "bed-reader", "statsmodels", "matplotlib")
+_PACKAGES = ("torch", "captum", "numpy", "scipy", "pandas", "bed-reader", "matplotlib")
 
 
 def versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
