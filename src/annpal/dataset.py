@@ -547,9 +547,10 @@ def _phenotype_of(source: GenotypeSource, pheno: str | os.PathLike[str] | None, 
     """Samples (with FIDs), labels for every sample, phenotype counts, and the name used in messages."""
     samples = source.samples
     if pheno is None and samples["PHENO"].isna().all():
+        why = {"pfile": "no PHENO1 column", "bgen": "no phenotype is read from BGEN or .sample files"}
         raise InputError(
-            f"{source.sample_file}: the {source.format} input carries no case/control phenotype; give one "
-            f"with --pheno FILE.tsv (columns FID IID <trait>)")
+            f"{source.sample_file}: {why.get(source.format, 'a VCF carries no phenotype')}; give the case/control "
+            f"trait with --pheno FILE.tsv (columns FID IID <trait>)")
     if pheno is not None and not source.has_family_ids:
         samples = adopt_family_ids(samples, pheno, genotype_file=str(source.path))
     labels_all, info = load_phenotype(samples, fam_path=source.sample_file, pheno_path=pheno, pheno_col=pheno_col)

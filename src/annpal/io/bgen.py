@@ -65,8 +65,7 @@ def read_bgen_header(path: Path) -> dict[str, int | bool]:
     layout, compression = (flags >> 2) & 0xF, flags & 0x3
     if layout not in SUPPORTED_LAYOUTS or compression not in _COMPRESSION:
         what = f"layout {layout}" if layout not in SUPPORTED_LAYOUTS else f"compression code {compression}"
-        raise InputError(f"{path}: unsupported BGEN {what} (annpal reads layout 2, BGEN v1.2/v1.3, compressed "
-                         f"with zlib, zstd or not at all); {fix}")
+        raise InputError(f"{path}: unsupported BGEN {what} (annpal reads layout 2, i.e. BGEN v1.2/v1.3); {fix}")
     return {"n_variants": n_variants, "n_samples": n_samples, "layout": layout,
             "compression": _COMPRESSION[compression], "has_sample_ids": bool(flags >> 31)}
 
@@ -178,7 +177,12 @@ class BgenSource(GenotypeSource):
     def read_block(self, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
         everyone = len(rows) == self.n_samples
         for j, col in enumerate(cols):
-            genotype = self._bgen.read_genotype(int(self._offsets[col]), precision=32)
+            try:
+                genotype = self._bgen.read_genotype(int(self._offsets[col]), precision=32)
+            except RuntimeError as exc:
+                raise InputError(f"{self.path}: variant {self.variants['SNP'].iloc[col]} cannot be read ({exc}); "
+                                 f"check the file, e.g. with plink2 --bgen {self.path} ref-unknown --make-pgen "
+                                 f"--out NEWPREFIX") from None
             probs = genotype.probability
             if genotype.phased or probs.shape[1] != 3:
                 kind = "phased" if genotype.phased else f"{probs.shape[1]} probabilities per sample"
