@@ -167,14 +167,6 @@ def one_case(prefix: Path) -> None:
     fam.to_csv(f"{prefix}.fam", sep="\t", header=False, index=False)
 
 
-def covar(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path, Data], list[str]]:
-    def build(tmp: Path, data: Data) -> list[str]:
-        samples = pd.read_csv(data.dataset / "samples.tsv", sep="\t", dtype=str)
-        table = pd.DataFrame({"FID": samples["FID"], "IID": samples["IID"],
-                              "age": np.linspace(20, 80, len(samples)).round(1).astype(str)})
-        path = tmp / "covar.tsv"
-        change(table).to_csv(path, sep="\t", index=False)
-        return ["--dataset", str(data.dataset), "--covar", str(path), "--n-pcs", "1"]
 # PLINK 2, BGEN and VCF inputs (issue 18): the good genotypes and IDs written in each format by hand
 # (pgenlib's writer, a minimal BGEN writer, VCF text), so these cases need no plink2.
 GOOD_IDS = ([f"F{i}" for i in range(N_SAMPLES)], [f"I{i}" for i in range(N_SAMPLES)])  # write_fileset's
@@ -229,6 +221,14 @@ def vcf(*, alt: dict[int, str] | None = None, pheno: bool = True, iid_prefix: st
     return build
 
 
+def covar(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path, Data], list[str]]:
+    def build(tmp: Path, data: Data) -> list[str]:
+        samples = pd.read_csv(data.dataset / "samples.tsv", sep="\t", dtype=str)
+        table = pd.DataFrame({"FID": samples["FID"], "IID": samples["IID"],
+                              "age": np.linspace(20, 80, len(samples)).round(1).astype(str)})
+        path = tmp / "covar.tsv"
+        change(table).to_csv(path, sep="\t", index=False)
+        return ["--dataset", str(data.dataset), "--covar", str(path), "--n-pcs", "1"]
     return build
 
 
@@ -391,28 +391,6 @@ CASES = [
          "3 training cases after holding out 3 for validation", "pass --allow-few-samples"),
     Case("maf_range", "`--min-maf 0.7` (outside 0-0.5)", "annpal-prepare",
          broken_fileset(lambda p: None, "--min-maf", "0.7"), "'--min-maf'", "0.7", exit_code=2),
-    # Covariates (annpal-gwas)
-    Case("covar_text", "covariate file with a non-numeric value", "annpal-gwas",
-         covar(set_cell("age", 3, "old")), "covar.tsv: column 'age' is not numeric", "encode it as numbers"),
-    Case("covar_missing_value", "covariate file with a missing value (`NA`)", "annpal-gwas",
-         covar(set_cell("age", 3, "NA")), "covar.tsv: column 'age' has 1 missing", "impute them or drop the column"),
-    Case("covar_missing_sample", "covariate file without a row for some samples", "annpal-gwas",
-         covar(lambda t: t.iloc[5:]), "covar.tsv: 5 of 120 dataset samples have no row", "add a row for every sample"),
-    # Training
-    Case("train_not_prepared", "`--dataset` folder that is not a prepared dataset", "annpal-train",
-         train(empty=True), "genotypes.npy: missing", "annpal-prepare"),
-    Case("train_dropout", "`--input-dropout 1`", "annpal-train",
-         train("--input-dropout", "1"), "--input-dropout 1.0", "pass a dropout probability"),
-    Case("train_epochs", "`--epochs 0`", "annpal-train", train("--epochs", "0"), "--epochs", "at least 1"),
-    Case("train_cuda", "`--device cuda` on a machine without a GPU", "annpal-train",
-         train("--device", "cuda"), "--device cuda", "use --device cpu"),
-    Case("train_permute_seed", "`--permute-seed` without `--null`", "annpal-train",
-         train("--permute-seed", "7"), "--permute-seed needs --null", "--null", exit_code=2),
-    # Attribution
-    Case("attr_snp_mismatch", "model trained on another dataset (SNP counts differ)", "annpal-attribute",
-         attribute("--method", "sm", dataset="dataset_other"), "trained on 60 SNPs",
-         "attribute with the dataset the model was trained on"),
-    Case("attr_corrupt_model", "corrupt `model.pt` (truncated)", "annpal-attribute",
     # PLINK 2, BGEN, VCF
     Case("pfile_pvar_missing", "`--pfile` prefix without its `.pvar`", "annpal-prepare",
          pfile(lambda p: Path(f"{p}.pvar").unlink()), "cohort.pvar: not found", "--pfile takes the prefix"),
@@ -441,6 +419,28 @@ CASES = [
     Case("two_genotype_inputs", "two genotype inputs (`--bfile` and `--vcf`)", "annpal-prepare",
          broken_fileset(lambda p: None, "--vcf", "cohort.vcf"), "exactly one genotype input", "--bfile, --pfile",
          exit_code=2),
+    # Covariates (annpal-gwas)
+    Case("covar_text", "covariate file with a non-numeric value", "annpal-gwas",
+         covar(set_cell("age", 3, "old")), "covar.tsv: column 'age' is not numeric", "encode it as numbers"),
+    Case("covar_missing_value", "covariate file with a missing value (`NA`)", "annpal-gwas",
+         covar(set_cell("age", 3, "NA")), "covar.tsv: column 'age' has 1 missing", "impute them or drop the column"),
+    Case("covar_missing_sample", "covariate file without a row for some samples", "annpal-gwas",
+         covar(lambda t: t.iloc[5:]), "covar.tsv: 5 of 120 dataset samples have no row", "add a row for every sample"),
+    # Training
+    Case("train_not_prepared", "`--dataset` folder that is not a prepared dataset", "annpal-train",
+         train(empty=True), "genotypes.npy: missing", "annpal-prepare"),
+    Case("train_dropout", "`--input-dropout 1`", "annpal-train",
+         train("--input-dropout", "1"), "--input-dropout 1.0", "pass a dropout probability"),
+    Case("train_epochs", "`--epochs 0`", "annpal-train", train("--epochs", "0"), "--epochs", "at least 1"),
+    Case("train_cuda", "`--device cuda` on a machine without a GPU", "annpal-train",
+         train("--device", "cuda"), "--device cuda", "use --device cpu"),
+    Case("train_permute_seed", "`--permute-seed` without `--null`", "annpal-train",
+         train("--permute-seed", "7"), "--permute-seed needs --null", "--null", exit_code=2),
+    # Attribution
+    Case("attr_snp_mismatch", "model trained on another dataset (SNP counts differ)", "annpal-attribute",
+         attribute("--method", "sm", dataset="dataset_other"), "trained on 60 SNPs",
+         "attribute with the dataset the model was trained on"),
+    Case("attr_corrupt_model", "corrupt `model.pt` (truncated)", "annpal-attribute",
          attribute("--method", "sm", model="corrupt"), "model.pt: cannot be read", "written by annpal-train"),
     Case("attr_cuda", "`annpal-attribute --device cuda` without a GPU", "annpal-attribute",
          attribute("--method", "sm", "--device", "cuda"), "--device cuda", "use --device cpu"),
