@@ -1,4 +1,4 @@
-"""Benchmark of the linear comparator (annpal.gwas, METHOD.md §7) against its baselines, same run.
+"""Benchmark of the linear comparator (annpal.gwas, docs/method.md §7) against its baselines, same run.
 
 Data: a generated 1000 samples × 20 000 SNPs set (two populations, 5-SNP LD blocks, label from 10
 causal SNPs and ancestry), 3 PCs of the standardised genotypes as covariates.

@@ -1,7 +1,7 @@
 """Bad inputs end in one clear line and leave nothing that looks finished (issue 11, item 1).
 
 Each row of ``CASES`` builds one broken input (file, parameter or data content) for one ``bin/``
-command, runs it through Click's ``CliRunner`` and checks the error contract of DESIGN.md:
+command, runs it through Click's ``CliRunner`` and checks the error contract of docs/architecture.md:
 
 * exit 1 with exactly one ``[ERROR] ...`` line (bad data, :class:`annpal.errors.InputError`) or
   exit 2 with Click's one ``Error: ...`` line (usage errors: a malformed option value);

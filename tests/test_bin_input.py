@@ -191,7 +191,7 @@ def test_prepare__embedded_test_data(prepare, tmp_path):
     assert min(split["n_train_cases"], split["n_train_controls"]) >= 50
 
 
-# -- annpal-prepare: bad input (METHOD §1, issue 3 §5) -----------------------------------------------
+# -- annpal-prepare: bad input (docs/method.md §1, issue 3 §5) -----------------------------------------------
 
 @pytest.mark.parametrize("ext", ["bed", "bim", "fam"])
 def test_prepare__missing_file(prepare, cohort, tmp_path, ext):

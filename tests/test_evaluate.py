@@ -1,4 +1,4 @@
-"""Tests for annpal.evaluate and bin/annpal-evaluate (METHOD.md §9), on hand-made blocks."""
+"""Tests for annpal.evaluate and bin/annpal-evaluate (docs/method.md §9), on hand-made blocks."""
 
 from __future__ import annotations
 

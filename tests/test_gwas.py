@@ -1,4 +1,4 @@
-"""Tests for annpal.gwas and bin/annpal-gwas (METHOD.md §7).
+"""Tests for annpal.gwas and bin/annpal-gwas (docs/method.md §7).
 
 References are independent: statsmodels ``Logit`` fitted SNP by SNP (the authors' loop), numpy's SVD
 of the standardised matrix, mpmath for far-tail normal probabilities, hand-made tables.

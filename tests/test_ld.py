@@ -1,4 +1,4 @@
-"""annpal.ld: windowed |r| against np.corrcoef, chromosome boundaries, proxy sets (METHOD.md §4 step 2)."""
+"""annpal.ld: windowed |r| against np.corrcoef, chromosome boundaries, proxy sets (docs/method.md §4 step 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loci from PAL SNPs, lead SNPs and positional gene mapping (annpal.loci, METHOD.md §6)."""
+"""Loci from PAL SNPs, lead SNPs and positional gene mapping (annpal.loci, docs/method.md §6)."""
 
 from __future__ import annotations
 

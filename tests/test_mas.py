@@ -1,4 +1,4 @@
-"""MAS: per-sample L1 normalisation and averaging (METHOD.md §3), streamed; sample selection."""
+"""MAS: per-sample L1 normalisation and averaging (docs/method.md §3), streamed; sample selection."""
 
 from __future__ import annotations
 

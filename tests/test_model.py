@@ -1,4 +1,4 @@
-"""Tests for ``annpal.model``: the paper's architecture (METHOD.md §2; authors' ``model.py``)."""
+"""Tests for ``annpal.model``: the paper's architecture (docs/method.md §2; authors' ``model.py``)."""
 
 from __future__ import annotations
 

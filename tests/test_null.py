@@ -1,4 +1,4 @@
-"""annpal.null: null fits and rank-matched P-values against scipy and the authors' Algorithm 1 (METHOD.md §5)."""
+"""annpal.null: null fits and rank-matched P-values against scipy and the authors' Algorithm 1 (docs/method.md §5)."""
 
 from __future__ import annotations
 

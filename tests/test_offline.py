@@ -1,4 +1,4 @@
-"""No network at run time (DESIGN.md): no Nextflow plugins, no downloads in any step, and a pipeline run
+"""No network at run time (docs/architecture.md): no Nextflow plugins, no downloads in any step, and a pipeline run
 with networking removed still completes.
 
 The run goes into a new network namespace (`unshare -n`, root or user namespaces), where only a

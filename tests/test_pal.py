@@ -1,4 +1,4 @@
-"""annpal.pal: PAL, counts and AMAS against the authors' 4_get_pal.py loops (METHOD.md §4)."""
+"""annpal.pal: PAL, counts and AMAS against the authors' 4_get_pal.py loops (docs/method.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""annpal.simulate: the paper's phenotype model (METHOD §8) and the msprime test genotypes."""
+"""annpal.simulate: the paper's phenotype model (docs/method.md §8) and the msprime test genotypes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for ``annpal.train`` and ``bin/annpal-train`` (METHOD.md §2)."""
+"""Tests for ``annpal.train`` and ``bin/annpal-train`` (docs/method.md §2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 /*
- * The annpal analysis (DESIGN.md "The DAG"), top to bottom:
+ * The annpal analysis (docs/architecture.md "The DAG"), top to bottom:
  *
  *   bfile|pfile|bgen|vcf ─(--simulate, bfile only)─ SIMULATE_PHENOTYPE ─┐
  *         └─────────────────────────────────────────────────────────────┴─ PREPARE ─ dataset

@@ -1,6 +1,6 @@
 """Plumbing shared by the ``bin/annpal-*`` executables: logging, error handling, atomic outputs.
 
-No science lives here. Conventions (``DESIGN.md``): ``--help`` shows defaults, ``-v/--verbose``,
+No science lives here. Conventions (``docs/architecture.md``): ``--help`` shows defaults, ``-v/--verbose``,
 logs go to stderr as ``[LEVEL] message``, bad data exits 1 with one clear line, usage errors exit 2
 (Click's own), never 130-145; outputs are written under a temporary name and renamed when complete,
 so a crashed or killed task never leaves a file that looks finished.

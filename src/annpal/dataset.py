@@ -1,4 +1,4 @@
-"""From a PLINK file set and a phenotype to the prepared dataset (METHOD.md §1).
+"""From a PLINK file set and a phenotype to the prepared dataset (docs/method.md §1).
 
 Phenotype parsing (fam or TSV, 1/2 or 0/1 coding detected), sample intersection, chromosome selection
 and ordering, QC (monomorphic SNPs, SNP and sample missing rates, MAF), the −1/0/1 int8 matrix with
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: Tokens read as a missing phenotype in the fam or a phenotype TSV (0 too, under 1/2 coding).
 MISSING_TOKENS = frozenset({"-9", "-9.0", "na", "nan", "", ".", "none", "null"})
-#: Paper's validation set (METHOD §1): 150 cases and 150 controls.
+#: Paper's validation set (docs/method.md §1): 150 cases and 150 controls.
 DEFAULT_VAL_PER_CLASS = 150
 #: Fewest training samples per class annpal accepts without ``--allow-few-samples`` (docs/usage.md).
 #: A judgement, not a number from the paper (which trained on 1 664 cases and 7 175 controls): with
@@ -37,7 +37,7 @@ MIN_TRAIN_PER_CLASS = 50
 
 @dataclass(frozen=True)
 class QCOptions:
-    """QC thresholds (METHOD §1): all off by default except removal of monomorphic SNPs.
+    """QC thresholds (docs/method.md §1): all off by default except removal of monomorphic SNPs.
 
     Attributes
     ----------
@@ -66,7 +66,7 @@ class QCOptions:
 # --------------------------------------------------------------------------------------------------
 
 def parse_binary_phenotype(values: pd.Series, *, source: str) -> tuple[np.ndarray, str, int]:
-    """Case/control labels from PLINK 1/2 or 0/1 coded text (METHOD §1).
+    """Case/control labels from PLINK 1/2 or 0/1 coded text (docs/method.md §1).
 
     Coding is detected from the non-missing values: any ``2`` means PLINK 1/2 coding (1 = control,
     2 = case, 0 and −9 missing); values only in {0, 1} mean 0/1 coding (0 = control, 1 = case,
@@ -213,7 +213,7 @@ def load_phenotype(
 
 
 def check_both_classes(labels: np.ndarray, *, source: str) -> None:
-    """Raise when cases or controls are absent (METHOD §1: both classes must be present)."""
+    """Raise when cases or controls are absent (docs/method.md §1: both classes must be present)."""
     n_cases, n_controls = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     if n_cases == 0 or n_controls == 0:
         raise InputError(
@@ -264,7 +264,7 @@ def validation_split(
     strict: tuple[bool, bool] = (False, False),
     warn: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Seeded validation set of cases and controls (METHOD §1; paper: 150 + 150).
+    """Seeded validation set of cases and controls (docs/method.md §1; paper: 150 + 150).
 
     Each class gives at most half of its samples (rounded down), so at least half stays in training;
     larger requests are capped with a warning, or refused when ``strict`` is set for that class (the

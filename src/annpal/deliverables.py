@@ -1,4 +1,4 @@
-"""Files for tools outside annpal: LDtrait queries, FUMA lead SNPs, GWAS-SSF summary statistics (METHOD.md §6).
+"""Files for tools outside annpal: LDtrait queries, FUMA lead SNPs, GWAS-SSF summary statistics (docs/method.md §6).
 
 ``annotate_results`` turns a results layout ``R`` into the ANNOTATE outputs::
 
@@ -332,7 +332,7 @@ def annotate_results(results: str | os.PathLike[str], out_dir: str | os.PathLike
                      genes: str | os.PathLike[str] | None = None, build: str = "GRCh37",
                      locus_kb: float = 100.0, gene_window_kb: float = 100.0,
                      max_per_file: int = LDTRAIT_MAX_VARIANTS) -> dict[str, Any]:
-    """Write every ANNOTATE deliverable of a results layout into ``out_dir`` (docs/method.md, "Loci").
+    """Write every ANNOTATE deliverable of a results layout into ``out_dir`` (docs/method.md §6).
 
     Parameters
     ----------

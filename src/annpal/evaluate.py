@@ -1,4 +1,4 @@
-"""Evaluation of detections against the simulation truth (METHOD.md §9).
+"""Evaluation of detections against the simulation truth (docs/method.md §9).
 
 Definitions (the paper's Results, "Simulations"; the ±50 kb window is a reconstructed value and a
 parameter):
@@ -61,7 +61,7 @@ def series_label(method: str, threshold: object = None) -> str:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Counts for one method at one threshold (METHOD.md §9)."""
+    """Counts for one method at one threshold (docs/method.md §9)."""
 
     n_detected: int
     n_blocks: int
@@ -92,7 +92,7 @@ def _nearest_distance(chrom: np.ndarray, bp: np.ndarray, ref_chrom: np.ndarray, 
 def evaluate_detections(det_chrom: Sequence | np.ndarray, det_bp: Sequence | np.ndarray,
                         causal_chrom: Sequence | np.ndarray, causal_bp: Sequence | np.ndarray, *,
                         window_bp: float = 50_000, block_bp: float = 100_000) -> Evaluation:
-    """Blocks, TP/FP, precision and recall of one set of detected SNPs (METHOD.md §9).
+    """Blocks, TP/FP, precision and recall of one set of detected SNPs (docs/method.md §9).
 
     Parameters
     ----------

@@ -3,7 +3,7 @@
 Every module that compares, sorts or groups chromosomes goes through :func:`normalise_chromosome`
 and :func:`chromosome_sort_key`; every module that groups SNPs into loci or detection blocks goes
 through :func:`clump`; every P-value shown as text goes through :func:`format_p` /
-:func:`format_neg_log10_p` (see docs/method.md, "Loci" and "P-values").
+:func:`format_neg_log10_p` (see docs/method.md §6 and "P-values").
 
 Chromosome order (one key for the whole project):
 
@@ -109,7 +109,7 @@ def clump(chrom: Sequence[object] | np.ndarray | pd.Series, bp: Sequence[int] | 
     """Locus (or detection block) number of each SNP by single linkage on position; input order kept.
 
     SNPs sorted by chromosome and position join the previous SNP's group when they are on the same
-    chromosome and the gap is *strictly* smaller than ``max_gap_bp`` (docs/method.md, "Loci": "closer
+    chromosome and the gap is *strictly* smaller than ``max_gap_bp`` (docs/method.md §6: "closer
     than 100 kb"), so a group can span more than ``max_gap_bp``.
 
     Parameters
@@ -162,7 +162,7 @@ def format_p(p_value: float | None, *, bound: float | None = None, digits: int =
     """P-value text for people and tables: never ``0``.
 
     A P-value of 0 (no null draw reached the observed value) is written ``< bound`` with the smallest
-    non-zero P-value the run could give (docs/method.md, "P-values"), or ``< bound`` literally when
+    non-zero P-value the run could give (docs/method.md §5), or ``< bound`` literally when
     that is unknown; a missing value is ``NA``.
 
     Examples

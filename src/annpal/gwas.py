@@ -1,4 +1,4 @@
-"""Linear comparator: PCA of standardised genotypes and per-SNP logistic regression (METHOD.md §7).
+"""Linear comparator: PCA of standardised genotypes and per-SNP logistic regression (docs/method.md §7).
 
 The paper's "Conventional GWAS" (authors' ``2a_logistic_regression.py``) fits, for every SNP, a
 statsmodels ``Logit`` of the case/control label on an intercept, the SNP and the top 3 principal
@@ -16,7 +16,7 @@ numbers without a Python loop of model fits:
 
 Deviations from the authors' script, on purpose:
 
-* The authors run scikit-learn ``PCA`` on the raw (centred, unscaled) 0/1/2 genotypes; METHOD.md §7
+* The authors run scikit-learn ``PCA`` on the raw (centred, unscaled) 0/1/2 genotypes; docs/method.md §7
   asks for standardised genotypes (each SNP scaled to unit variance, the usual GWAS convention, as in
   PLINK/EIGENSOFT), so that rare and common SNPs weigh alike.
 * PC scores are returned scaled to unit variance (``U·sqrt(N)``) rather than ``U·S``; the SNP's Wald
@@ -65,7 +65,7 @@ _BLOCK_ELEMENTS = 1 << 18
 
 @dataclass
 class PCAResult:
-    """Top principal components of the standardised genotype matrix (METHOD.md §7).
+    """Top principal components of the standardised genotype matrix (docs/method.md §7).
 
     Attributes
     ----------
@@ -190,7 +190,7 @@ def pca_standardised(
     exact_max_samples: int = 4000,
     n_threads: int = 1,
 ) -> PCAResult:
-    """PCA of the standardised genotype matrix, all samples (METHOD.md §7).
+    """PCA of the standardised genotype matrix, all samples (docs/method.md §7).
 
     Parameters
     ----------
@@ -292,7 +292,7 @@ def _randomized_left_singular(genotypes, mean, sd, bs, *, n_pcs, seed, n_oversam
 
 
 def read_covariates(path: str | Path, samples: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Read a covariate table and align it to the dataset's samples (METHOD.md §7).
+    """Read a covariate table and align it to the dataset's samples (docs/method.md §7).
 
     The file has a header ``FID IID <name> ...`` (tab- or whitespace-separated; PLINK's ``#FID`` is
     accepted), one row per sample, numeric covariate columns. Extra samples are ignored.
@@ -400,7 +400,7 @@ def qq_points(neg_log10_p: np.ndarray, *, max_points: int = 5000, keep_top: int 
 
 @dataclass
 class GwasResult:
-    """Per-SNP logistic regression results (METHOD.md §7); arrays of length M.
+    """Per-SNP logistic regression results (docs/method.md §7); arrays of length M.
 
     ``beta``/``se``/``z``/``p_value``/``neg_log10_p`` are NaN for ``monomorphic`` and ``separation``
     SNPs; for ``not_converged`` SNPs they hold the last Newton iterate (use with care). ``beta`` is the
@@ -583,7 +583,7 @@ def logistic_gwas(
     block_size: int | None = None,
     n_threads: int = 1,
 ) -> GwasResult:
-    """Per-SNP logistic regression ``label ~ 1 + SNP + covariates``, Wald test (METHOD.md §7).
+    """Per-SNP logistic regression ``label ~ 1 + SNP + covariates``, Wald test (docs/method.md §7).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Windowed linkage disequilibrium (|Pearson r|) between neighbouring SNPs and LD-proxy sets.
 
-METHOD.md §4 step 2: a SNP detected by one model stands for the SNPs in LD with it, so each model's
+docs/method.md §4 step 2: a SNP detected by one model stands for the SNPs in LD with it, so each model's
 detected set is expanded with every SNP ``j`` within ``±w`` SNPs of a detected SNP ``i`` *on the same
 chromosome* with ``|r(x_i, x_j)| > ld_r`` (paper: ``w = 20``, ``ld_r = 0.5``, r over all samples).
 

@@ -1,4 +1,4 @@
-"""PAL SNPs grouped into loci, lead SNPs and positional gene mapping (METHOD.md §6).
+"""PAL SNPs grouped into loci, lead SNPs and positional gene mapping (docs/method.md §6).
 
 A locus is a run of PAL SNPs on one chromosome in which each SNP lies *closer than* ``max_gap_bp``
 (100 kb) to the previous one (single linkage on sorted positions, so a locus can span more than
@@ -180,7 +180,7 @@ def read_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def map_genes(loci: pd.DataFrame, genes: pd.DataFrame, *, window_bp: int = 100_000) -> list[str]:
-    """Genes overlapping each locus ± ``window_bp`` (positional mapping, METHOD.md §6).
+    """Genes overlapping each locus ± ``window_bp`` (positional mapping, docs/method.md §6).
 
     Parameters
     ----------
@@ -264,7 +264,7 @@ def pal_snps(results: str | os.PathLike[str], method: str, *, scores: pd.DataFra
 def loci_table(results: str | os.PathLike[str], *, methods: Iterable[str] | None = None,
                max_gap_bp: int = 100_000, genes: pd.DataFrame | None = None,
                gene_window_bp: int = 100_000) -> pd.DataFrame:
-    """``loci.tsv`` for every method and threshold of a results folder (METHOD.md §6).
+    """``loci.tsv`` for every method and threshold of a results folder (docs/method.md §6).
 
     Parameters
     ----------

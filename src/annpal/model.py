@@ -1,4 +1,4 @@
-"""The paper's fully connected network (METHOD.md §2; authors' ``model.py``).
+"""The paper's fully connected network (docs/method.md §2; authors' ``model.py``).
 
 ``Dropout(p_in) → Linear(M, H1) → Dropout(0.6) → ReLU → Linear(H1, H2) → Dropout(0.6) → GELU →
 Linear(H2, 1) → Sigmoid``. The layer order and the ``layers.<i>`` parameter names are the authors', so

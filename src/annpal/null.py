@@ -1,4 +1,4 @@
-"""Null distribution of MAS and rank-matched P-values for AMAS (METHOD.md §5; paper Algorithm 1).
+"""Null distribution of MAS and rank-matched P-values for AMAS (docs/method.md §5; paper Algorithm 1).
 
 * :func:`fit_halfnorm` — half-normal on the pooled null MAS. ``loc="zero"`` (default, the paper's
   text): MLE with loc 0, ``σ = sqrt(mean x²)``. ``loc="free"`` (the authors' ``7_get_amas_pvals.py``):

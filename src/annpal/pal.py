@@ -1,4 +1,4 @@
-"""MAS → potentially associated loci (PAL): detection, LD-aware counts, AMAS (METHOD.md §4).
+"""MAS → potentially associated loci (PAL): detection, LD-aware counts, AMAS (docs/method.md §4).
 
 For a ``K × M`` matrix of mean attribution scores (one row per real model) and a percentile ``θ``:
 

@@ -1,4 +1,4 @@
-"""The prepared dataset: the one artifact every step after PREPARE reads (DESIGN.md).
+"""The prepared dataset: the one artifact every step after PREPARE reads (docs/architecture.md).
 
 A folder holding
 

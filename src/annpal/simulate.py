@@ -1,6 +1,6 @@
 """Simulation: the paper's phenotype model on real genotypes, and realistic test genotypes from msprime.
 
-Phenotypes (METHOD.md §8, paper "Simulations"): causal SNPs drawn at random, split 5:5:4:6 between
+Phenotypes (docs/method.md §8, paper "Simulations"): causal SNPs drawn at random, split 5:5:4:6 between
 dominant, recessive, two-way and three-way interaction terms, weights w ~ N(0, 1), Gaussian noise with
 variance λ·Var(G), binarised at a threshold τ giving a target number of cases. The dominant and
 recessive functions f_D and f_R are a reconstruction (the paper's formula images were lost) and live in
@@ -24,7 +24,7 @@ from annpal.errors import InputError
 log = logging.getLogger(__name__)
 
 ROLES = ("dominant", "recessive", "two_way", "three_way")
-#: Share of causal SNPs per role (METHOD §8): 5:5:4:6.
+#: Share of causal SNPs per role (docs/method.md §8): 5:5:4:6.
 ROLE_RATIO = (5, 5, 4, 6)
 #: Paper's case fraction: 1814 cases among 9139 samples (the EstBB SCZ cohort).
 PAPER_PREVALENCE = 1814 / 9139
@@ -42,7 +42,7 @@ class ColumnSource(Protocol):
 def f_dominant(x: np.ndarray) -> np.ndarray:
     """Dominant effect f_D(x) = 1 if x ≥ 0 else 0: present with at least one copy of the A1 allele.
 
-    Reconstructed term (METHOD §8): the published formula was an image lost from our copy.
+    Reconstructed term (docs/method.md §8): the published formula was an image lost from our copy.
     """
     return (np.asarray(x) >= 0).astype(np.float64)
 
@@ -50,7 +50,7 @@ def f_dominant(x: np.ndarray) -> np.ndarray:
 def f_recessive(x: np.ndarray) -> np.ndarray:
     """Recessive effect f_R(x) = 1 if x = 1 else 0: present only with two copies of the A1 allele.
 
-    Reconstructed term (METHOD §8): the published formula was an image lost from our copy.
+    Reconstructed term (docs/method.md §8): the published formula was an image lost from our copy.
     """
     return (np.asarray(x) == 1).astype(np.float64)
 
@@ -144,7 +144,7 @@ def simulate_phenotype(
     prevalence: float | None = None,
     seed: int,
 ) -> PhenotypeSimulation:
-    """Simulate a binary trait on real genotypes with the paper's model (METHOD §8).
+    """Simulate a binary trait on real genotypes with the paper's model (docs/method.md §8).
 
     y = Σ_D w·f_D(x) + Σ_R w·f_R(x) + Σ_pairs w·x_a·x_b + Σ_triples w·x_a·x_b·x_c + ε,
     ε ~ N(0, λ·Var(G)) with G the genetic part; a sample is a case where y > τ, with τ chosen so that

@@ -1,4 +1,4 @@
-"""Training one network: the paper's recipe in a device-resident loop (METHOD.md §2).
+"""Training one network: the paper's recipe in a device-resident loop (docs/method.md §2).
 
 Recipe (paper, "Neural network model"; authors' ``2b_train_model.py`` and ``5_train_null_model.py``):
 binary cross-entropy, ``Adam(lr, weight_decay)``, and every batch
@@ -73,7 +73,7 @@ VAL_CHUNK = 256
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training recipe (METHOD.md §2; paper defaults) and how to run it.
+    """The training recipe (docs/method.md §2; paper defaults) and how to run it.
 
     Parameters
     ----------
@@ -188,7 +188,7 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def permute_training_labels(labels: np.ndarray, *, permute_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A null model's labels: a seeded permutation of the training rows' labels (METHOD.md §2).
+    """A null model's labels: a seeded permutation of the training rows' labels (docs/method.md §2).
 
     Returns ``(permutation, permuted)`` with ``permuted = labels[permutation]``.
     """
@@ -574,7 +574,7 @@ def train_model(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train one network with the paper's recipe (METHOD.md §2).
+    """Train one network with the paper's recipe (docs/method.md §2).
 
     The steps: :func:`_select_rows` (rows, labels, balancing), :func:`_setup` (network, optimiser,
     random streams), :func:`_restore` (from a checkpoint), :func:`_fit` (per epoch :func:`_train_epoch`
@@ -615,7 +615,7 @@ def train_model(
         a constant validation output), ``collapse_epoch``, ``training_collapsed`` and
         ``collapse_sd_tolerance``.
 
-        ``case_rows`` are the rows the attribution step averages over (METHOD.md §3): for a real model
+        ``case_rows`` are the rows the attribution step averages over (docs/method.md §3): for a real model
         every case (label 1) of the dataset, training and validation; for a null model the training
         rows whose *permuted* label is 1 — as the authors' ``6_get_ig_sm_null_mas.py`` does (it reads the
         null training matrix with its shuffled labels); validation rows keep their true labels in a null

@@ -1,5 +1,5 @@
 /*
- * ANNOTATE: PAL -> loci, LDtrait query files, GWAS-SSF summary statistics (METHOD.md section 6).
+ * ANNOTATE: PAL -> loci, LDtrait query files, GWAS-SSF summary statistics (docs/method.md §6).
  * Reads one results layout R (see docs/output.md) that this process assembles from the upstream
  * folders with stageAs; absent optional parts are staged as [] and skipped by the command.
  */

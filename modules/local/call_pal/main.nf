@@ -1,6 +1,6 @@
 /*
  * CALL_PAL: MAS matrix of the real models -> per-SNP scores, AMAS and PAL sets per threshold
- * (METHOD.md section 4). meta: [id: 'ig', method: 'ig']. Output folder = results layout R/pal/<method>.
+ * (docs/method.md §4). meta: [id: 'ig', method: 'ig']. Output folder = results layout R/pal/<method>.
  */
 process CALL_PAL {
     tag "${meta.id}"

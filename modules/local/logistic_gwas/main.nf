@@ -1,6 +1,6 @@
 /*
  * LOGISTIC_GWAS: the linear comparator, per-SNP logistic regression on genotype + principal
- * components (METHOD.md section 7). Runs beside the networks. Output folder = results layout R/gwas.
+ * components (docs/method.md §7). Runs beside the networks. Output folder = results layout R/gwas.
  */
 process LOGISTIC_GWAS {
     tag "${meta.id}"

@@ -1,6 +1,6 @@
 /*
  * PREPARE: genotypes (PLINK 1 or 2 fileset, BGEN or VCF) + optional phenotype TSV -> QC'd, encoded,
- * split prepared dataset (METHOD.md section 1). Every later step reads `prepared/`, never the genotype files again.
+ * split prepared dataset (docs/method.md §1). Every later step reads `prepared/`, never the genotype files again.
  */
 process PREPARE {
     tag "${meta.id}"

@@ -1,5 +1,5 @@
 /*
- * PVALUES: P-values of the PAL SNPs of one method from the null models' MAS (METHOD.md section 5).
+ * PVALUES: P-values of the PAL SNPs of one method from the null models' MAS (docs/method.md §5).
  * meta: [id: 'ig', method: 'ig']. Output folder = results layout R/pvalues/<method>.
  * The prepared dataset gives the LD band rows for exact recounts of null draws with ties at the cut.
  */

@@ -1,6 +1,6 @@
 /*
  * SIMULATE_PHENOTYPE: a phenotype simulated on the input genotypes, with its causal truth
- * (METHOD.md section 8). Output folder `simulation/` = results layout R/simulation.
+ * (docs/method.md §8). Output folder `simulation/` = results layout R/simulation.
  */
 process SIMULATE_PHENOTYPE {
     tag "${meta.id}"

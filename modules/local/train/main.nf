@@ -1,5 +1,5 @@
 /*
- * TRAIN: one network per task (METHOD.md section 2). meta: [id: 'real_s1', kind: 'real', seed: 1]
+ * TRAIN: one network per task (docs/method.md §2). meta: [id: 'real_s1', kind: 'real', seed: 1]
  * or [id: 'null_s1', kind: 'null', seed: 200001, permute_seed: 100001] (labels permuted).
  * Output folder `<meta.id>/` = results layout R/train/<id>.
  */

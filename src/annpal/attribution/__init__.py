@@ -1,4 +1,4 @@
-"""Attributions of a trained network and their mean attribution scores (docs/method.md, attribution).
+"""Attributions of a trained network and their mean attribution scores (docs/method.md §3).
 
 - :mod:`~annpal.attribution.ig`: integrated gradients (captum reference), zero baseline, 100 steps.
 - :mod:`~annpal.attribution.saliency`: saliency maps (captum reference), absolute gradients.

@@ -1,4 +1,4 @@
-"""Integrated gradients (docs/method.md, "IG"; authors' ``3a_get_ig_sm_mas.py``).
+"""Integrated gradients (docs/method.md §3, "IG"; authors' ``3a_get_ig_sm_mas.py``).
 
 captum's :class:`~captum.attr.IntegratedGradients` with an all-zero baseline, ``n_steps = 100`` and
 captum's default quadrature (Gauss–Legendre), on the model in eval mode (dropout off, no noise).

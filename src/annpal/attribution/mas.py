@@ -1,4 +1,4 @@
-"""Mean attribution scores (MAS) from per-sample attributions (docs/method.md, attribution).
+"""Mean attribution scores (MAS) from per-sample attributions (docs/method.md §3).
 
 Per sample, the absolute scores are L1-normalised over the M positions; the normalised rows are averaged
 over the attributed samples. The result is a float64 vector of length M that sums to 1.
@@ -57,7 +57,7 @@ class MasResult:
 
 
 class MasAccumulator:
-    """Streaming L1-normalise-and-average over sample batches (docs/method.md, attribution).
+    """Streaming L1-normalise-and-average over sample batches (docs/method.md §3).
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ class MasAccumulator:
 
 
 def mas_from_attributions(abs_scores: np.ndarray) -> np.ndarray:
-    """MAS of one samples × M matrix of absolute attributions (docs/method.md, attribution).
+    """MAS of one samples × M matrix of absolute attributions (docs/method.md §3).
 
     Each row is divided by its sum (rows summing to 0 are skipped with a warning), then the rows are
     averaged; the result is float64 and sums to 1. For batched input use :class:`MasAccumulator`.
@@ -187,7 +187,7 @@ def resolve_impl(method: str, impl: str, model: Any) -> str | None:
 
 
 def attribution_rows(labels: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, str]:
-    """The dataset rows to attribute for one model (docs/method.md, attribution) and where they came from.
+    """The dataset rows to attribute for one model (docs/method.md §3) and where they came from.
 
     ``meta["case_rows"]`` when the model records it (the train step stores the case rows it attributes:
     all cases for real models, the cases under the permuted labels for null models), else every sample

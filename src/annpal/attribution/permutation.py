@@ -1,4 +1,4 @@
-"""Permutation importance (docs/method.md, "PM"; authors' ``3b_get_pm_mas.py``).
+"""Permutation importance (docs/method.md §3, "PM"; authors' ``3b_get_pm_mas.py``).
 
 For every feature i, the genotype of every sample j is replaced by a random genotype ``r_j`` (one random
 vector over samples per model) and the score is ``|f(x_j) − f(x_j with x_ji := r_j)|``.

@@ -1,4 +1,4 @@
-"""Saliency maps (docs/method.md, "SM"; authors' ``3a_get_ig_sm_mas.py``).
+"""Saliency maps (docs/method.md §3, "SM"; authors' ``3a_get_ig_sm_mas.py``).
 
 captum's :class:`~captum.attr.Saliency` with ``abs=True``: ``|∂f(x)/∂x_i|`` for each sample, model in
 eval mode, float32 inputs converted from int8 per batch.

@@ -4,7 +4,7 @@ A reader (PLINK 1 bed, PLINK 2 pgen, BGEN, VCF) is a :class:`GenotypeSource`: a 
 variant table, and ``read_block(rows, cols, out)``, which fills a samples × SNPs int8 block with the
 count of each variant's A1 allele (0/1/2) or the reader's own missing code. :func:`stream_genotypes`
 walks the requested SNPs in blocks of a fixed byte size, encodes each block to −1/0/1 with missing → 0
-(docs/method.md, "Genotype encoding") while gathering the integer per-SNP / per-sample statistics QC
+(docs/method.md §1) while gathering the integer per-SNP / per-sample statistics QC
 needs, and copies it into the result, which may be a memory-mapped ``genotypes.npy`` (PREPARE writes the
 matrix in place). Memory beyond the result is two block buffers, whatever the format.
 """

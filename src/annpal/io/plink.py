@@ -1,6 +1,6 @@
 """PLINK 1 binary file sets (``.bed/.bim/.fam``): validation, tables, chunked −1/0/1 genotype reading.
 
-METHOD.md §1: the allele count of A1 (0/1/2, bed-reader ``count_A1=True``) minus 1 gives the −1/0/1
+docs/method.md §1: the allele count of A1 (0/1/2, bed-reader ``count_A1=True``) minus 1 gives the −1/0/1
 encoding; missing calls become 0 and are counted. Genotypes are read in blocks of SNPs straight into a
 preallocated int8 matrix, so the peak memory stays close to the size of that matrix, and the per-SNP
 and per-sample statistics QC needs (missing calls, A1 counts, homozygous calls) are gathered on the

@@ -4,7 +4,7 @@
 ``prepared/`` optional, absent parts noted on the page), draws the figures (:mod:`annpal.report.plots`,
 PNG + SVG under ``plots/``) and writes ``report.html`` (:mod:`annpal.report.html`).
 
-Privacy rule (DESIGN.md): only counts and per-SNP aggregate scores are shown. ``samples.tsv`` is read
+Privacy rule (docs/architecture.md): only counts and per-SNP aggregate scores are shown. ``samples.tsv`` is read
 for its ``label`` and ``split`` columns only, never its IDs; the simulated phenotype file and the
 genotype matrix are never read.
 """
@@ -64,7 +64,7 @@ __all__ = ["ReportResult", "build_report", "LOW_VAL_AUC", "LAMBDA_WARN", "TINY_H
 LOW_VAL_AUC = 0.6
 #: λGC above this gets a warning (inflation / population structure).
 LAMBDA_WARN = 1.1
-#: Hidden layer sizes below this get a warning (METHOD.md §2: "warning when tiny").
+#: Hidden layer sizes below this get a warning (docs/method.md §2: "warning when tiny").
 TINY_HIDDEN = 2
 #: The null distribution of the method (annpal.null's spelling).
 HALF_NORMAL = TAIL_DISTRIBUTIONS[0]
