@@ -14,8 +14,15 @@ dYᵀ·X) timed in the same run.
 ``--paper-scale`` instead times one epoch at the paper's genome-wide size (290 522 SNPs × 7 300 training
 samples, H1 290, H2 29, batch 256, input dropout 0.99) on CUDA and projects 1 000 epochs.
 
-Usage: ``python benchmarks/bench_train.py [--epochs 3] [--threads 2] [--paper-scale]``; writes
-``benchmarks/results/train.json`` (``train_paper_scale.json`` with ``--paper-scale``).
+``--kernels`` times, on the CPU at paper scale, one training step of the dense input-dropout kernel
+against the sparse one (``annpal.input_dropout``), the optimiser step alone (Adam over all 84 M
+parameters: the floor of any kernel) and one validation pass, each kernel in its own process for a clean
+peak memory, interleaved over ``--repeats`` rounds; it projects the hours of a paper-scale model
+(1 000 epochs × 27 steps) from them.
+
+Usage: ``python benchmarks/bench_train.py [--epochs 3] [--threads 2] [--paper-scale | --kernels]``; writes
+``benchmarks/results/train.json`` (``train_paper_scale.json`` with ``--paper-scale``,
+``train_kernels.json`` with ``--kernels``).
 """
 
 from __future__ import annotations
@@ -253,6 +260,119 @@ def paper_scale(args: argparse.Namespace) -> dict:
     return out
 
 
+# ------------------------------------------------------------------ input-dropout kernels at paper scale
+
+STEPS_PER_EPOCH, PAPER_EPOCHS = 27, 1000
+
+
+def _paper_dataset(m: int, n_train: int, n_val: int, *, seed: int = 0) -> PreparedDataset:
+    """Random −1/0/1 int8 genotypes, a third cases (so the balanced index is about ``n_train`` rows)."""
+    n = n_train + n_val
+    genotypes = np.random.default_rng(seed).integers(-1, 2, size=(n, m), dtype=np.int8)
+    labels = np.zeros(n, dtype=np.int8)
+    labels[: n_train // 3] = 1
+    labels[n_train: n_train + n_val // 2] = 1
+    samples = pd.DataFrame({"FID": [f"F{i}" for i in range(n)], "IID": [f"I{i}" for i in range(n)],
+                            "label": labels, "split": ["train"] * n_train + ["val"] * n_val})
+    return PreparedDataset(genotypes=genotypes, samples=samples, variants=pd.DataFrame(), qc={})
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def kernel_child(kind: str, args: argparse.Namespace) -> dict:
+    """In a fresh process: time ``--kernel-steps`` training steps of one kernel, the optimiser step alone
+    (the floor: Adam over all parameters) and one validation pass; peak RSS of the process."""
+    import gc
+
+    from annpal import train as T
+
+    torch.set_num_threads(args.threads)
+    ds = _paper_dataset(args.paper_snps, args.kernel_train, args.kernel_val)
+    config = ModelConfig(n_snps=args.paper_snps, h1=args.paper_h1, h2=args.paper_h2, input_dropout=0.99)
+    recipe = TrainConfig(batch_size=256, device="cpu", threads=args.threads, input_dropout_kernel=kind)
+    rows = T._select_rows(ds, seed=1, null=False, permute_seed=None)
+    data = T._to_device(ds, rows, torch.device("cpu"))
+    del ds
+    gc.collect()
+    rss_data = _peak_rss_mib()
+    rng = np.random.default_rng(2)
+    n_steps = args.kernel_steps if kind == "sparse" else max(2, args.kernel_steps // 4)
+    batches = [torch.from_numpy(rng.choice(rows.balanced, 256, replace=False)) for _ in range(n_steps + 1)]
+    with torch.random.fork_rng():
+        run = T._setup(config, recipe, data, seed=1, bf16=False)
+        run.model.train()
+        steps = []
+        for idx in batches:  # the first is warm-up
+            t0 = time.perf_counter()
+            T._train_step(run, data, idx, recipe)
+            steps.append(time.perf_counter() - t0)
+        adam = []
+        for _ in range(args.kernel_steps):
+            t0 = time.perf_counter()
+            run.optimizer.step()
+            adam.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        T._validate(run.model, data, bf16=False)
+        val_s = time.perf_counter() - t0
+    return {"kind": run.kernel.name, "step_s": float(np.median(steps[1:])), "steps_s": steps[1:],
+            "adam_s": float(np.median(adam)), "validation_s": val_s, "n_val": args.kernel_val,
+            "rss_after_data_mib": rss_data, "peak_rss_mib": _peak_rss_mib()}
+
+
+def kernels(args: argparse.Namespace) -> dict:
+    """Dense vs sparse step at paper scale, each kernel in its own process (clean peak memory),
+    interleaved over ``--repeats`` rounds so that load from other processes hits both alike."""
+    import subprocess
+
+    rounds = []
+    for _ in range(args.repeats):
+        rnd = {}
+        for kind in ("dense", "sparse"):
+            cmd = [sys.executable, __file__, "--kernel-child", kind, *sys.argv[1:]]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            rnd[kind] = json.loads(out.strip().splitlines()[-1])
+            print(f"  {kind}: step {rnd[kind]['step_s']:.3f} s, Adam {rnd[kind]['adam_s']:.3f} s, "
+                  f"peak {rnd[kind]['peak_rss_mib']:.0f} MiB", flush=True)
+        rounds.append(rnd)
+    best = {k: min((r[k] for r in rounds), key=lambda c: c["step_s"]) for k in ("dense", "sparse")}
+    floor = min(r[k]["adam_s"] for r in rounds for k in ("dense", "sparse"))
+    sparse, dense = best["sparse"], best["dense"]
+    hours = {k: PAPER_EPOCHS * (STEPS_PER_EPOCH * c["step_s"] + c["validation_s"]) / 3600 for k, c in best.items()}
+    return {
+        "scale": f"{args.paper_snps} SNPs, H1 {args.paper_h1}, H2 {args.paper_h2}, batch 256, input dropout 0.99, "
+                 f"{args.kernel_train} training + {args.kernel_val} validation samples (int8)",
+        "threads": args.threads, "repeats": args.repeats, "rounds": rounds,
+        "dense_step_s": dense["step_s"], "sparse_step_s": sparse["step_s"], "adam_floor_s": floor,
+        "speedup_sparse_vs_dense": dense["step_s"] / sparse["step_s"],
+        "sparse_over_adam_floor": sparse["step_s"] / floor,
+        "per_round_speedup": [r["dense"]["step_s"] / r["sparse"]["step_s"] for r in rounds],
+        "per_round_sparse_over_floor": [r["sparse"]["step_s"] / r["sparse"]["adam_s"] for r in rounds],
+        "validation_s": {k: c["validation_s"] for k, c in best.items()},
+        "projected_hours_per_model": hours,
+        "projection": f"{PAPER_EPOCHS} epochs x ({STEPS_PER_EPOCH} steps + one validation pass of "
+                      f"{args.kernel_val} samples)",
+        "peak_rss_mib": {k: c["peak_rss_mib"] for k, c in best.items()},
+        "rss_after_data_mib": {k: c["rss_after_data_mib"] for k, c in best.items()},
+        "goals": {"speedup_min": 8.0, "over_floor_max": 1.5},
+    }
+
+
+def print_kernels(res: dict) -> None:
+    print(f"{'':<22}{'dense':>10}{'sparse':>10}")
+    print(f"{'step (s)':<22}{res['dense_step_s']:>10.3f}{res['sparse_step_s']:>10.3f}")
+    print(f"{'Adam alone (s)':<22}{res['adam_floor_s']:>10.3f}{res['adam_floor_s']:>10.3f}")
+    h = res["projected_hours_per_model"]
+    print(f"{'h / paper-scale model':<22}{h['dense']:>10.2f}{h['sparse']:>10.2f}")
+    m = res["peak_rss_mib"]
+    print(f"{'peak RSS (MiB)':<22}{m['dense']:>10.0f}{m['sparse']:>10.0f}")
+    print(f"sparse {res['speedup_sparse_vs_dense']:.1f}x faster than dense (goal >= 8x); "
+          f"{res['sparse_over_adam_floor']:.2f}x the Adam floor (goal <= 1.5x); {res['threads']} threads")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs timed per loop (mock scale)")
@@ -265,9 +385,23 @@ def main() -> None:
     parser.add_argument("--paper-h1", type=int, default=290)
     parser.add_argument("--paper-h2", type=int, default=29)
     parser.add_argument("--paper-epochs", type=int, default=3, help="epochs run; the first is warm-up")
+    parser.add_argument("--kernels", action="store_true",
+                        help="dense vs sparse input-dropout kernel at paper scale on the CPU, with the Adam floor")
+    parser.add_argument("--kernel-steps", type=int, default=12, help="sparse steps timed (dense: a quarter)")
+    parser.add_argument("--kernel-train", type=int, default=1000, help="training samples (--kernels)")
+    parser.add_argument("--kernel-val", type=int, default=200, help="validation samples (--kernels)")
+    parser.add_argument("--kernel-child", choices=["dense", "sparse"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.kernel_child:
+        print(json.dumps(kernel_child(args.kernel_child, args)))
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     common = {"machine": platform.machine(), "processor": platform.processor(), "versions": versions()}
+    if args.kernels:
+        res = {**kernels(args), **common}
+        (RESULTS / "train_kernels.json").write_text(json.dumps(res, indent=2) + "\n")
+        print_kernels(res)
+        return
     if args.paper_scale:
         res = {**paper_scale(args), **common}
         (RESULTS / "train_paper_scale.json").write_text(json.dumps(res, indent=2) + "\n")

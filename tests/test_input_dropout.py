@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import load_bin
 from torch.nn import functional as F
 
+from annpal import input_dropout
 from annpal.errors import InputError
 from annpal.input_dropout import (
     DenseInputKernel,
@@ -103,8 +104,10 @@ def test_draw_survivors__no_dropout_keeps_everything():
 # ------------------------------------------------------------------------- exact first-layer algebra
 
 
-def test_sparse_first_layer__preactivation_and_weight_grad_match_dense():
+@pytest.mark.parametrize("block", [8192, 700])  # one block of W1ᵀ, five blocks
+def test_sparse_first_layer__preactivation_and_weight_grad_match_dense(block, monkeypatch):
     """Same survivors and noise: z and ∂L/∂W1 of the sparse path equal the dense product's."""
+    monkeypatch.setattr(input_dropout, "SPARSE_BLOCK_SNPS", block)
     m, h1, batch, p, sigma = 3000, 17, 24, 0.9, 0.1
     gen = torch.Generator().manual_seed(5)
     x = torch.randint(-1, 2, (batch, m), generator=gen).to(torch.int8)
