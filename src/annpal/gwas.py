@@ -560,17 +560,23 @@ def _fit_block(x: np.ndarray, y: np.ndarray, d: np.ndarray, dd: np.ndarray, null
         converged[active[done & ~bad]] = True
         failed[active[bad]] = True
         active = active[~(done | bad)]
-    # Saturation of the final fit tells separation from slow convergence.
+    return beta, var, _block_status(x, d, gam, beta, converged=converged, failed=failed, mono=mono), n_iter
+
+
+def _block_status(x: np.ndarray, d: np.ndarray, gam: np.ndarray, beta: np.ndarray, *, converged: np.ndarray,
+                  failed: np.ndarray, mono: np.ndarray) -> np.ndarray:
+    """Status per SNP of a block after Newton (rules in :func:`logistic_gwas`); saturation of the final
+    fit tells separation from slow convergence."""
     eta = d @ gam.T + x * beta
     saturated = (np.abs(eta) > _SATURATED_ETA).any(axis=0)
     big = np.abs(beta) > _SEPARATION_BETA
     ran_out = ~converged & ~failed
-    status = np.full(b, STATUS_NOT_CONVERGED, dtype=object)
+    status = np.full(beta.size, STATUS_NOT_CONVERGED, dtype=object)
     status[converged] = STATUS_OK
     status[(converged & saturated & big) | (failed & (saturated | big)) | (ran_out & (saturated | big))] = (
         STATUS_SEPARATION)
     status[mono] = STATUS_MONOMORPHIC
-    return beta, var, status, n_iter
+    return status
 
 
 def logistic_gwas(
@@ -645,6 +651,13 @@ def logistic_gwas(
 
     _for_each(run, range(0, m, bs), n_threads=n_threads)
 
+    beta, se, z, p_value, nlp = _wald(beta, var, status)
+    return GwasResult(beta=beta, se=se, z=z, p_value=p_value, neg_log10_p=nlp, af=af, n=n,
+                      status=status.astype(str), n_iter=n_iter, null_params=gamma0)
+
+
+def _wald(beta: np.ndarray, var: np.ndarray, status: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(beta, se, z, P, −log10 P)`` of the Wald test, NaN where the status or variance makes it void."""
     valid = np.isin(status, (STATUS_OK, STATUS_NOT_CONVERGED)) & (var > 0)
     beta = np.where(valid, beta, np.nan)
     se = np.where(valid, np.sqrt(np.where(valid, var, 1.0)), np.nan)
@@ -652,8 +665,7 @@ def logistic_gwas(
     nlp = np.where(valid, wald_neg_log10_p(np.where(valid, z, 0.0)), np.nan)
     with np.errstate(under="ignore"):
         p_value = np.where(valid, np.exp(wald_log_p(np.where(valid, z, 0.0))), np.nan)
-    return GwasResult(beta=beta, se=se, z=z, p_value=p_value, neg_log10_p=nlp, af=af, n=n,
-                      status=status.astype(str), n_iter=n_iter, null_params=gamma0)
+    return beta, se, z, p_value, nlp
 
 
 def gwas_table(variants: pd.DataFrame, result: GwasResult) -> pd.DataFrame:

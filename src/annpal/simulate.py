@@ -135,6 +135,51 @@ def _draw_causal_columns(genotypes: ColumnSource, n_causal: int, rng: np.random.
     return np.asarray(chosen, dtype=np.int64), np.concatenate(blocks, axis=1)
 
 
+def _case_count(n_samples: int, n_snps: int, *, n_causal: int, noise: float, n_cases: int | None,
+                prevalence: float | None) -> int:
+    """The target case count of :func:`simulate_phenotype`, or InputError for impossible settings."""
+    if n_cases is not None and prevalence is not None:
+        raise InputError("give either --n-cases or --prevalence, not both")
+    if noise < 0:
+        raise InputError(f"--noise {noise}: the noise factor λ must be ≥ 0 (paper: 1, 2 or 3)")
+    if n_causal > n_snps:
+        raise InputError(f"--n-causal {n_causal}: the genotypes have only {n_snps} SNPs; lower --n-causal")
+    if n_cases is None:
+        frac = PAPER_PREVALENCE if prevalence is None else prevalence
+        if not 0 < frac < 1:
+            raise InputError(f"--prevalence {frac}: must lie strictly between 0 and 1")
+        n_cases = int(round(frac * n_samples))
+    if not 1 <= n_cases <= n_samples - 1:
+        raise InputError(f"--n-cases {n_cases}: must lie between 1 and {n_samples - 1} (the data have "
+                         f"{n_samples} samples)")
+    return n_cases
+
+
+def _genetic_value(x: np.ndarray, columns: np.ndarray, counts: dict[str, int], weights: np.ndarray
+                   ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """G per sample (docs/method.md §8) from the causal columns ``x`` (dominant, recessive, pairs, triples
+    in that order) and the truth rows (one per causal SNP: column, role, term, partners, weight)."""
+    g = np.zeros(x.shape[0], dtype=np.float64)
+    rows: list[dict[str, Any]] = []
+    pos = 0
+    term = 0
+    for role, width, effect in (("dominant", 1, f_dominant), ("recessive", 1, f_recessive),
+                                ("two_way", 2, None), ("three_way", 3, None)):
+        for _ in range(counts[role]):
+            members = list(range(pos, pos + width))
+            w = weights[term]
+            if effect is not None:
+                g += w * effect(x[:, members[0]])
+            else:
+                g += w * np.prod(x[:, members], axis=1)
+            for j in members:
+                rows.append({"column": int(columns[j]), "role": role, "term": term,
+                             "partners": tuple(int(columns[k]) for k in members if k != j), "weight": float(w)})
+            pos += width
+            term += 1
+    return g, rows
+
+
 def simulate_phenotype(
     genotypes: ColumnSource,
     *,
@@ -173,47 +218,14 @@ def simulate_phenotype(
         Impossible settings (too many causal SNPs, no genetic variance, a case count outside 1..N−1).
     """
     n_samples, n_snps = genotypes.shape
-    if n_cases is not None and prevalence is not None:
-        raise InputError("give either --n-cases or --prevalence, not both")
-    if noise < 0:
-        raise InputError(f"--noise {noise}: the noise factor λ must be ≥ 0 (paper: 1, 2 or 3)")
-    if n_causal > n_snps:
-        raise InputError(f"--n-causal {n_causal}: the genotypes have only {n_snps} SNPs; lower --n-causal")
-    if n_cases is None:
-        frac = PAPER_PREVALENCE if prevalence is None else prevalence
-        if not 0 < frac < 1:
-            raise InputError(f"--prevalence {frac}: must lie strictly between 0 and 1")
-        n_cases = int(round(frac * n_samples))
-    if not 1 <= n_cases <= n_samples - 1:
-        raise InputError(f"--n-cases {n_cases}: must lie between 1 and {n_samples - 1} (the data have "
-                         f"{n_samples} samples)")
-
+    n_cases = _case_count(n_samples, n_snps, n_causal=n_causal, noise=noise, n_cases=n_cases,
+                          prevalence=prevalence)
     rng = np.random.default_rng(seed)
     counts = causal_counts(n_causal)
     columns, x = _draw_causal_columns(genotypes, n_causal, rng)
-    x = x.astype(np.float64)
     n_terms = counts["dominant"] + counts["recessive"] + counts["two_way"] + counts["three_way"]
     weights = rng.standard_normal(n_terms)
-
-    g = np.zeros(n_samples, dtype=np.float64)
-    rows: list[dict[str, Any]] = []
-    pos = 0
-    term = 0
-    for role, width, effect in (("dominant", 1, f_dominant), ("recessive", 1, f_recessive),
-                                ("two_way", 2, None), ("three_way", 3, None)):
-        n_role_terms = counts[role]
-        for _ in range(n_role_terms):
-            members = list(range(pos, pos + width))
-            w = weights[term]
-            if effect is not None:
-                g += w * effect(x[:, members[0]])
-            else:
-                g += w * np.prod(x[:, members], axis=1)
-            for j in members:
-                rows.append({"column": int(columns[j]), "role": role, "term": term,
-                             "partners": tuple(int(columns[k]) for k in members if k != j), "weight": float(w)})
-            pos += width
-            term += 1
+    g, rows = _genetic_value(x.astype(np.float64), columns, counts, weights)
 
     var_g = float(g.var())
     if var_g <= 0:
