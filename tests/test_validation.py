@@ -77,6 +77,15 @@ def test_null_calibration__too_many_small_p_is_anti_conservative(tmp_path):
     assert row["n_p_le_1e-3"] == 30 and row["verdict"] == "anti-conservative"
 
 
+def test_null_calibration__no_pal_still_counts_all_snps(tmp_path):
+    root = _null_results(tmp_path)
+    pal = root / "pal" / "ig" / "pal.tsv"
+    pal.write_text(pal.read_text().splitlines()[0] + "\n")  # header only: no PAL SNP
+    row = validation.null_calibration(root, levels=LEVELS).iloc[0]
+    assert (row["n_pal"], row["n_p_le_1e-2"], row["pal_p_le_1e-2"]) == (0, 11, 0)
+    assert math.isnan(row["pal_p_median"])
+
+
 def test_null_calibration__pal_only_counts(tmp_path):
     row = validation.null_calibration(_null_results(tmp_path, all_snps=False), levels=LEVELS).iloc[0]
     assert row["counted_over"] == "PAL SNPs"
@@ -165,11 +174,14 @@ def test_main__bad_run_is_usage_error(tmp_path):
 @pytest.mark.pipeline
 @pytest.mark.skipif(nextflow_bin() is None, reason="Nextflow not installed (make setup)")
 def test_validation_script__miniature(tmp_path):
-    env = {**nextflow_env(tmp_path), "PATH": f"{os.path.dirname(nextflow_bin())}:{os.environ['PATH']}",
-           "VALIDATION_DIR": str(tmp_path / "v"), "VALIDATION_LAMBDAS": "3", "VALIDATION_NULL": "1",
-           "VALIDATION_TESTDATA_ARGS": "--n-samples 400 --n-chromosomes 2 --chrom-length-mb 2 --snps-per-mb 300 --seed 1",
-           "VALIDATION_NF_ARGS": f"-c {REPO / 'tests' / 'validation_small.config'}",
-           "VALIDATION_SUMMARY": str(tmp_path / "summary")}
+    env = nextflow_env(tmp_path)
+    env.update({
+        "PATH": f"{os.path.dirname(nextflow_bin())}{os.pathsep}{env['PATH']}",
+        "VALIDATION_DIR": str(tmp_path / "v"), "VALIDATION_LAMBDAS": "3", "VALIDATION_NULL": "1",
+        "VALIDATION_TESTDATA_ARGS": "--n-samples 400 --n-chromosomes 2 --chrom-length-mb 2 --snps-per-mb 300 --seed 1",
+        "VALIDATION_NF_ARGS": f"-c {REPO / 'tests' / 'validation_small.config'}",
+        "VALIDATION_SUMMARY": str(tmp_path / "summary"),
+    })
     proc = subprocess.run([str(REPO / "scripts" / "validation.sh")], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -178,8 +190,16 @@ def test_validation_script__miniature(tmp_path):
                  "wall_seconds.tsv"):
         assert (summary / name).is_file(), name
     headline = pd.read_csv(summary / "headline.tsv", sep="\t", dtype={"p_threshold": str})
-    assert {"LR", "IG_strict", "IG_relaxed"} <= set(headline["series"])
+    assert {"LR", "IG θ=99.5", "SM θ=99"} <= set(headline["series"])
     assert set(headline["p_threshold"]) == {"1e-3", "1e-4", "1e-5", "1e-6", "1.7e-7"}
+    # EVALUATE got the P-values: PAL rows per P threshold, never more SNPs than the PAL as called
+    ev = pd.read_csv(tmp_path / "v" / "lambda3" / "evaluation" / "evaluation.tsv", sep="\t",
+                     dtype={"threshold": str, "p_threshold": str})
+    pal = ev[ev["method"] == "ig"]
+    called = pal[pal["p_threshold"].isna()].set_index("threshold")["n_detected"]
+    assert called.sum() > 0
+    for row in pal[pal["p_threshold"].notna()].itertuples():
+        assert row.n_detected <= called[row.threshold]
     # the null run: permuted phenotype, P-values of every SNP
     sim = json.loads((tmp_path / "v" / "null" / "simulation" / "simulate.json").read_text())
     assert sim["permuted"] is True

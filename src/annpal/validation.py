@@ -134,7 +134,8 @@ def _method_calibration(results: Path, method: str, levels: Sequence[tuple[str, 
     n_snps, bound = int(info["n_snps"]), float(info["p_bound"])
     pal = _pal_rows(results, method)
     rows = []
-    for theta in sorted(pal["theta"].unique(), reverse=True):
+    # every θ of either table: a null run may call no PAL at a θ, and its all-SNP P-values still count
+    for theta in sorted(set(pal["theta"]) | set(pvalues["theta"]), reverse=True):
         every = pvalues[pvalues["theta"] == theta]
         on_pal = every.merge(pal.loc[pal["theta"] == theta, ["index"]], on="index")
         p, b = on_pal["p_value"].to_numpy(float), on_pal["p_bound"].to_numpy(float)
