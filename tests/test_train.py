@@ -259,20 +259,8 @@ def test_train_model__keep_best_val_loss_is_that_epochs_weights(ds):
 
 
 def test_train_model__resume_keeps_the_same_best_epoch(ds, tmp_path):
-    config, recipe = small_model(ds), quick(6, lr=5e-2, keep="best_val_loss", checkpoint_every=4)
-    straight = train_model(ds, seed=6, model_config=config, train_config=recipe)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_5(epoch, row):
-        if epoch == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_model(ds, seed=6, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
-                    on_epoch_end=kill_after_5)
-    resumed = train_model(ds, seed=6, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
+    recipe = quick(6, lr=5e-2, keep="best_val_loss", checkpoint_every=4)
+    straight, resumed = killed_after_5_and_resumed(ds, tmp_path, seed=6, recipe=recipe)
     assert resumed.info["resumed_from_epoch"] == 4 and straight.meta["kept_epoch"] < 4  # best from the checkpoint
     assert resumed.meta["kept_epoch"] == straight.meta["kept_epoch"]
     assert weights_equal(straight.model, resumed.model)
@@ -351,9 +339,10 @@ def test_train_model__null_trains_on_permuted_labels(ds, monkeypatch):
 # ------------------------------------------------------------------------------------ checkpoints
 
 
-def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path):
-    config, recipe = small_model(ds), quick(6, checkpoint_every=2)
-    straight = train_model(ds, seed=5, model_config=config, train_config=recipe)
+def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe):
+    """An uninterrupted run, and the same run killed after epoch 5 and resumed from its checkpoint."""
+    config = small_model(ds)
+    straight = train_model(ds, seed=seed, model_config=config, train_config=recipe)
 
     class Killed(Exception):
         pass
@@ -363,10 +352,15 @@ def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
+        train_model(ds, seed=seed, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
                     on_epoch_end=kill_after_5)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 4
-    resumed = train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
+    resumed = train_model(ds, seed=seed, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
+    return straight, resumed
+
+
+def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path):
+    straight, resumed = killed_after_5_and_resumed(ds, tmp_path, seed=5, recipe=quick(6, checkpoint_every=2))
     assert resumed.info["resumed_from_epoch"] == 4
     assert weights_equal(straight.model, resumed.model)
     pd.testing.assert_frame_equal(straight.history.drop(columns="seconds"),
