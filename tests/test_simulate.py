@@ -189,3 +189,19 @@ def test_simulate_genotypes__seeded():
     a, b = simulate_genotypes(seed=2, **kw), simulate_genotypes(seed=2, **kw)
     np.testing.assert_array_equal(a.a1_counts, b.a1_counts)
     pd.testing.assert_frame_equal(a.bim, b.bim)
+
+
+def test_site_by_site_dosages__match_the_genotype_matrix():
+    import msprime
+
+    from annpal.simulate import _derived_frequencies, _dosages
+
+    ts = msprime.sim_ancestry(samples=30, ploidy=2, population_size=1e4, sequence_length=2e5,
+                              recombination_rate=1e-8, random_seed=3)
+    mts = msprime.sim_mutations(ts, rate=1.25e-8, model=msprime.BinaryMutationModel(), random_seed=4)
+    haplotypes = mts.genotype_matrix().astype(np.int8)  # the plain reference: every site at once
+    dosage = haplotypes[:, 0::2] + haplotypes[:, 1::2]
+    assert mts.num_sites > 20
+    np.testing.assert_array_equal(_derived_frequencies(mts), dosage.mean(axis=1, dtype=np.float64) / 2)
+    sites = np.array([0, 3, 7, mts.num_sites - 1])
+    np.testing.assert_array_equal(_dosages(mts, sites), dosage[sites])

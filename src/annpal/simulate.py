@@ -272,6 +272,34 @@ def _thin_to_grid(positions: np.ndarray, eligible: np.ndarray, *, spacing: float
     return np.sort(idx[order[first]])
 
 
+def _dosage(genotypes: np.ndarray) -> np.ndarray:
+    """Derived-allele dosage per individual from one site's haplotypes (nodes 2i, 2i+1 = individual i)."""
+    return (genotypes[0::2] + genotypes[1::2]).astype(np.int8)
+
+
+def _derived_frequencies(mts) -> np.ndarray:
+    """Derived-allele frequency of every site, one site decoded at a time.
+
+    ``genotype_matrix()`` would hold all sites × 2n haplotypes as int32 at once (7.6 GB for a 50 Mb
+    chromosome of 4 000 samples, which the out-of-memory killer stopped); this keeps one site.
+    """
+    freq = np.empty(mts.num_sites, dtype=np.float64)
+    for k, variant in enumerate(mts.variants(copy=False)):
+        freq[k] = _dosage(variant.genotypes).mean(dtype=np.float64) / 2
+    return freq
+
+
+def _dosages(mts, sites: np.ndarray) -> np.ndarray:
+    """``len(sites) × n`` int8 derived-allele dosages of the chosen sites (sorted site indices)."""
+    out = np.empty((sites.size, mts.num_samples // 2), dtype=np.int8)
+    wanted = dict(zip(sites.tolist(), range(sites.size), strict=True))
+    for variant in mts.variants(copy=False):
+        row = wanted.get(variant.site.id)
+        if row is not None:
+            out[row] = _dosage(variant.genotypes)
+    return out
+
+
 def simulate_genotypes(
     *,
     n_samples: int = 1000,
@@ -318,15 +346,13 @@ def simulate_genotypes(
                                     discrete_genome=True, random_seed=int(seeds[c, 1]))
         if mts.num_sites == 0:
             raise InputError(f"chromosome {c + 1}: no segregating sites; lengthen --chrom-length-mb")
-        haplotypes = mts.genotype_matrix().astype(np.int8)  # sites × 2n, derived allele = 1
-        dosage = haplotypes[:, 0::2] + haplotypes[:, 1::2]  # sites × n (nodes 2i, 2i+1 = individual i)
-        del haplotypes
-        freq = dosage.mean(axis=1, dtype=np.float64) / 2
+        freq = _derived_frequencies(mts)
         maf = np.minimum(freq, 1 - freq)
         positions = mts.tables.sites.position
         chosen = _thin_to_grid(positions, maf >= min_maf, spacing=1e6 / snps_per_mb, rng=rng)
+        dosage = _dosages(mts, chosen)
         derived_is_minor = freq[chosen] <= 0.5
-        a1 = np.where(derived_is_minor[:, None], dosage[chosen], 2 - dosage[chosen]).astype(np.int8)
+        a1 = np.where(derived_is_minor[:, None], dosage, 2 - dosage).astype(np.int8)
         counts.append(a1.T)
         letters = np.array(list("ACGT"))
         pair = np.array([rng.choice(4, size=2, replace=False) for _ in range(len(chosen))]).reshape(-1, 2)
