@@ -34,7 +34,8 @@ def _null_results(root, *, all_snps=True, n_zero=1):
     pd.DataFrame({"threshold": "99.99", "index": idx, "SNP": [f"rs{i}" for i in idx], "CHR": "1", "BP": idx * 1000,
                   "amas": 1.0 - p[idx], "p_value": p[idx], "p_bound": BOUND, "p_text": "x"}).to_csv(
         pdir / "pvalues.tsv", sep="\t", index=False)
-    (pdir / "null_fit.json").write_text(json.dumps({"n_snps": M, "p_bound": BOUND}))
+    (pdir / "null_fit.json").write_text(json.dumps({"n_snps": M, "p_bound": BOUND, "sigma": 1.0, "best": "halfnorm",
+                                                    "tail_fraction": 0.1}))
     pd.DataFrame({"threshold": "99.99", "SNP": [f"rs{i}" for i in range(5)], "CHR": "1", "BP": np.arange(5) * 1000,
                   "index": range(5), "mas_mean": 0.1, "count": 3, "amas": 0.1, "pal_common": 0}).to_csv(
         paldir / "pal.tsv", sep="\t", index=False)

@@ -208,7 +208,8 @@ NULL_FIT_RECORD = Record(
     "(degenerate_null_models: row, seed); per θ n_inexact_draws and the recount settings",
     keys=("sigma", "best", "tail_fraction"),
     optional=("warning", "qq", "histogram", "halfnorm_loc", "sigma_zero", "sigma_free", "loc_free",
-              "n_null_models", "n_null_models_used", "degenerate_null_models", "thresholds", "recount"))
+              "n_null_models", "n_null_models_used", "degenerate_null_models", "thresholds", "recount", "draws",
+              "n_snps", "p_bound"))
 
 # Linear comparator (annpal-gwas).
 GWAS = Table("gwas", "gwas.tsv", "gwas", "annpal-gwas",

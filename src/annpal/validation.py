@@ -15,7 +15,6 @@ module reads those folders and computes what docs/validation.md reports:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from scipy import stats
 
 from annpal import evaluate
 from annpal.errors import InputError
+from annpal.results import EVALUATION, HISTORY, NULL_FIT_RECORD, read
 
 #: P thresholds of the null-calibration table (the issue's 1e-3 and 1e-5, and the paper's 1.7e-7).
 CALIBRATION_LEVELS = (("1e-3", 1e-3), ("1e-4", 1e-4), ("1e-5", 1e-5), ("1.7e-7", 1.7e-7))
@@ -39,7 +39,7 @@ def read_evaluation(results: str | Path) -> pd.DataFrame:
     path = Path(results) / "evaluation" / "evaluation.tsv"
     if not path.is_file():
         raise InputError(f"{path}: not found; give a results folder of a finished --simulate run")
-    table = pd.read_csv(path, sep="\t", dtype={"method": str, "threshold": str, "p_threshold": str})
+    table = read(EVALUATION, path)
     if "p_threshold" not in table:
         raise InputError(f"{path}: no p_threshold column; re-run EVALUATE with this version (annpal-evaluate)")
     table["series"] = [evaluate.series_label(m, t) for m, t in zip(table["method"], table["threshold"], strict=True)]
@@ -81,7 +81,7 @@ def training_table(results: str | Path) -> pd.DataFrame:
     """One row per network: ``model kind epochs final_val_auc best_val_auc best_epoch final_val_loss``."""
     rows = []
     for history_path in sorted((Path(results) / "train").glob("*/history.tsv")):
-        history = pd.read_csv(history_path, sep="\t")
+        history = read(HISTORY, history_path, columns=["epoch", "val_loss", "val_auc"])
         if history.empty:
             continue
         auc = pd.to_numeric(history["val_auc"], errors="coerce")
@@ -130,7 +130,7 @@ def _method_calibration(results: Path, method: str, levels: Sequence[tuple[str, 
     """Rows of :func:`null_calibration` for one method: one per θ of its PAL table."""
     pdir = results / "pvalues" / method
     pvalues = evaluate.read_pvalues(pdir / "pvalues.tsv").assign(theta=lambda d: pd.to_numeric(d["threshold"]))
-    info = json.loads((pdir / "null_fit.json").read_text())
+    info = read(NULL_FIT_RECORD, pdir)
     n_snps, bound = int(info["n_snps"]), float(info["p_bound"])
     pal = _pal_rows(results, method)
     rows = []
@@ -210,7 +210,7 @@ def trace_times(results: str | Path) -> tuple[float, pd.DataFrame]:
     traces = sorted((Path(results) / "pipeline_info").glob("execution_trace_*.txt"))
     if not traces:
         return math.nan, pd.DataFrame(columns=["process", "n_tasks", "realtime_s"])
-    trace = pd.read_csv(traces[-1], sep="\t")
+    trace = pd.read_csv(traces[-1], sep="\t")  # Nextflow's own trace: not an artifact
     trace["process"] = trace["process"].astype(str).str.split(":").str[-1]
     trace["realtime_s"] = trace["realtime"].map(parse_duration)
     start = pd.to_datetime(trace["submit"], errors="coerce")
