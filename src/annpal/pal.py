@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from annpal.ld import proxy_expand
+from annpal.results import PAL as PAL_TABLE
 
 __all__ = [
     "PalResult",
@@ -199,5 +200,5 @@ def pal_table(variants: pd.DataFrame, mas_mean: np.ndarray, results: Sequence[Pa
             "CHR": variants["CHR"].to_numpy()[idx], "BP": variants["BP"].to_numpy()[idx], "index": idx,
             "mas_mean": np.asarray(mas_mean)[idx], "count": r.counts[idx], "amas": r.amas[idx],
             "pal_common": r.pal_common[idx].astype(np.int8)}))
-    columns = ["threshold", "SNP", "CHR", "BP", "index", "mas_mean", "count", "amas", "pal_common"]
+    columns = PAL_TABLE.names
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
