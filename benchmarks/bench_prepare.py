@@ -42,8 +42,9 @@ print(json.dumps({"work_s": work, "maxrss_kb": resource.getrusage(resource.RUSAG
 """
 
 PREPARE = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 sys.argv = ["annpal-prepare"] + sys.argv[1:]
+sys.path.insert(0, os.path.dirname(BIN_PATH))  # bin/_annpal_env, as when the script runs from bin/
 import importlib.machinery, importlib.util
 loader = importlib.machinery.SourceFileLoader("annpal_prepare", BIN_PATH)
 spec = importlib.util.spec_from_loader(loader.name, loader)

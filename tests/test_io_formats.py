@@ -147,3 +147,24 @@ def test_prepare_cli__exactly_one_genotype_input(args, prepare, tmp_path):
     result = CliRunner().invoke(prepare, [*args, "--out-dir", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert "--" in result.output.splitlines()[-1] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("n_samples", [11, 32, 37, 65])  # partial last byte, whole 64-bit words, both
+def test_stream_genotypes__bed_fast_path_equals_plain_path(n_samples, tmp_path):
+    counts = random_counts(n_samples, 53, seed=n_samples, missing_rate=0.1)
+    with open_genotypes(bfile=write_fileset(tmp_path / "f", counts)) as source:
+        for cols in (None, np.array([5, 3, 9, 10, 11, 0, 52]), np.arange(10, 40)):
+            for chunk_bytes in (1, n_samples * 7, 1 << 20):
+                fast, fast_stats = stream_genotypes(source, snp_index=cols, chunk_bytes=chunk_bytes)
+                plain, plain_stats = stream_genotypes(source, snp_index=cols, chunk_bytes=chunk_bytes, fast=False)
+                np.testing.assert_array_equal(fast, plain)
+                for name in ("snp_missing", "snp_sum", "snp_hom", "sample_missing"):
+                    np.testing.assert_array_equal(getattr(fast_stats, name), getattr(plain_stats, name), err_msg=name)
+
+
+def test_bed_code_counts__hand_made_bytes():
+    from annpal.io.plink import bed_code_counts
+
+    # 5 samples: codes (low bits first) 0 A1/A1, 1 missing, 2 het, 3 A2/A2, then 3; the rest of byte 2 is padding
+    row = np.array([[0b11_10_01_00, 0b00_00_00_11]], dtype=np.uint8)
+    assert [c.tolist() for c in bed_code_counts(row, 5)] == [[1], [1], [1], [2]]

@@ -673,7 +673,8 @@ def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: 
         raise InputError(f"{variant_file}: {len(snp_rows)} SNPs on the autosomes; annpal needs at least 2 "
                          f"(use --keep-non-autosomal to include other chromosomes)")
     out = None if genotypes_path is None else create_genotypes_npy(genotypes_path, (len(sample_rows), len(snp_rows)))
-    genotypes, stats = stream_genotypes(source, sample_index=sample_rows, snp_index=snp_rows, out=out)
+    genotypes, stats = stream_genotypes(source, sample_index=sample_rows, snp_index=snp_rows, out=out,
+                                        sample_missing=qc.max_sample_missing is not None)
     keep_samples, labels = _sample_qc(source, qc, stats, sample_rows, snp_rows, labels, name)
     snp = snp_statistics(stats.snp_missing, stats.snp_sum, stats.snp_hom, n_samples=int(keep_samples.sum()))
     keep_snps, removed_counts = _snp_qc(qc, snp, variant_file=variant_file)

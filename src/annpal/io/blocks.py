@@ -159,6 +159,8 @@ def stream_genotypes(
     snp_index: np.ndarray | None = None,
     out: np.ndarray | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    sample_missing: bool = True,
+    fast: bool = True,
 ) -> tuple[np.ndarray, GenotypeBlockStats]:
     """Read genotypes as a C-ordered int8 matrix (samples × SNPs) of −1/0/1, missing → 0.
 
@@ -179,6 +181,12 @@ def stream_genotypes(
         final ``genotypes.npy``; allocated when ``None``.
     chunk_bytes
         Size of one block of SNPs processed at a time; bounds the memory used beyond the result.
+    sample_missing
+        Count missing calls per sample (``stats.sample_missing``; zeros when False and a reader's fast
+        path skips them).
+    fast
+        Use a reader's fast path (``read_encoded``, PLINK 1 only) where it applies; ``False`` forces the
+        plain path, the reference the fast path is tested against.
 
     Returns
     -------
@@ -200,9 +208,19 @@ def stream_genotypes(
     if n == 0 or m == 0:
         return out, stats
     step = min(chunk_size(n, chunk_bytes=chunk_bytes), m)
-    block_buffer = np.empty(n * step, dtype=np.int8)
-    scratch = np.empty(n * step, dtype=np.int8)
+    block_buffer = scratch = np.empty(0, dtype=np.int8)
+    read_encoded = getattr(source, "read_encoded", None) if fast else None
     for src_cols, dest, dest_slice in _blocks(cols, step):
+        counted = None
+        if read_encoded is not None and dest_slice is not None:
+            counted = read_encoded(rows, np.ascontiguousarray(src_cols), out[:, dest_slice],
+                                   sample_missing=sample_missing)
+        if counted is not None:
+            stats.snp_missing[dest], sample_counts, stats.snp_sum[dest], stats.snp_hom[dest] = counted
+            stats.sample_missing += sample_counts
+            continue
+        if not len(block_buffer):  # the plain path's two block buffers, allocated on first use
+            block_buffer, scratch = np.empty(n * step, dtype=np.int8), np.empty(n * step, dtype=np.int8)
         block = block_buffer[: n * len(dest)].reshape((n, len(dest)), order="F")
         source.read_block(rows, np.ascontiguousarray(src_cols), block)
         snp_missing, sample_missing, snp_sum, snp_hom = encode_block(block, scratch=scratch,
