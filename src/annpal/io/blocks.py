@@ -11,6 +11,7 @@ matrix in place). Memory beyond the result is two block buffers, whatever the fo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,16 @@ import pandas as pd
 DEFAULT_CHUNK_BYTES = 32 << 20
 #: Variant table columns every reader provides (PLINK .bim order; A1 is the counted allele).
 VARIANT_COLUMNS = ["CHR", "SNP", "CM", "BP", "A1", "A2"]
+
+
+def fileset_paths(prefix: str | os.PathLike[str], extensions: tuple[str, ...]) -> tuple[Path, ...]:
+    """The files of a PLINK-style file set, ``PREFIX + ext`` for each extension; one of those extensions
+    at the end of ``prefix`` is ignored (``data/cohort.bed`` means ``data/cohort``)."""
+    text = str(prefix)
+    for ext in extensions:
+        if text.endswith(ext):
+            text = text[: -len(ext)]
+    return tuple(Path(text + ext) for ext in extensions)
 
 
 class GenotypeSource:
@@ -238,5 +249,5 @@ def stream_genotypes(
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES", "GenotypeBlockStats", "GenotypeSource", "VARIANT_COLUMNS", "chunk_size", "copy_tiled",
-    "encode_block", "stream_genotypes",
+    "encode_block", "fileset_paths", "stream_genotypes",
 ]

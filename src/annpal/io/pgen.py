@@ -17,7 +17,7 @@ import pandas as pd
 
 from annpal.errors import InputError
 from annpal.genome import normalise_chromosomes
-from annpal.io.blocks import VARIANT_COLUMNS, GenotypeSource
+from annpal.io.blocks import VARIANT_COLUMNS, GenotypeSource, fileset_paths
 
 #: pgenlib's int8 value for a missing hard call.
 PGEN_MISSING_INT8 = -9
@@ -25,11 +25,7 @@ PGEN_MISSING_INT8 = -9
 
 def pfile_paths(prefix: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     """``(PREFIX.pgen, PREFIX.pvar, PREFIX.psam)``; a trailing extension on ``prefix`` is ignored."""
-    text = str(prefix)
-    for ext in (".pgen", ".pvar", ".psam"):
-        if text.endswith(ext):
-            text = text[: -len(ext)]
-    return Path(text + ".pgen"), Path(text + ".pvar"), Path(text + ".psam")
+    return fileset_paths(prefix, (".pgen", ".pvar", ".psam"))
 
 
 def _header_and_body(path: Path) -> tuple[list[str] | None, int]:

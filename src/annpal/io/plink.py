@@ -30,6 +30,7 @@ from annpal.io.blocks import (
     GenotypeSource,
     chunk_size,  # noqa: F401  (re-exported)
     encode_block,  # noqa: F401  (re-exported)
+    fileset_paths,
     stream_genotypes,
 )
 
@@ -56,11 +57,7 @@ class PlinkFileset:
 
 def bfile_paths(prefix: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     """``(PREFIX.bed, PREFIX.bim, PREFIX.fam)``; a trailing ``.bed/.bim/.fam`` on ``prefix`` is ignored."""
-    text = str(prefix)
-    for ext in (".bed", ".bim", ".fam"):
-        if text.endswith(ext):
-            text = text[: -len(ext)]
-    return Path(text + ".bed"), Path(text + ".bim"), Path(text + ".fam")
+    return fileset_paths(prefix, (".bed", ".bim", ".fam"))
 
 
 def _count_lines(path: Path) -> int:
