@@ -1,4 +1,4 @@
-"""Batch kernels: the first layer of a training step under the recipe's input law (docs/training.md).
+"""Batch kernels: the first layer of a training step under the recipe's input law (docs/method.md §2).
 
 Each training batch reaches the network as ``x̃ = m ⊙ (x − ξ) / (1 − p)``: every input survives
 independently with probability ``1 − p`` (``m``), survivors get Gaussian noise ``ξ ~ N(0, σ)`` and are
