@@ -5,6 +5,7 @@ the per-feature loop, MAS per model, and the annpal-attribute CLI."""
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from annpal.attribution import (
     fast_saliency,
     ig_internal_batch_size,
     integrated_gradients,
+    keep_freed_memory,
     mas_for_model,
     permutation_importance,
     permutation_importance_reference,
@@ -257,6 +259,11 @@ def test_smoothgrad__leaves_the_global_random_state_alone():
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory__applies_on_glibc():
+    assert keep_freed_memory() is True
+
+
 def test_resolve_impl__choices():
     model = _random_model(10)
     assert resolve_impl("ig", "auto", model) == "fast"
@@ -440,6 +447,7 @@ def test_main__ig_writes_mas_and_record(tiny_prepared, saved, trained, tmp_path)
     assert rec["method"] == "ig" and rec["kind"] == "null" and rec["seed"] == 101
     assert rec["n_samples"] == 25 and rec["sample_source"] == "case_rows" and rec["n_steps"] == 100
     assert rec["n_zero_sum_rows"] == 0 and rec["device"] == "cpu" and "torch" in rec["versions"]
+    assert rec["impl"] == "fast" and rec["internal_batch_size"] is None  # auto: the closed form
     assert (tmp_path / "versions.yml").read_text().startswith('"ATTRIBUTE":')
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A", "versions.yml"]  # no temporaries left
 

@@ -7,8 +7,10 @@
 - :mod:`~annpal.attribution.firstlayer`: exact hidden-space forms of IG, saliency and DeepLIFT.
 - :mod:`~annpal.attribution.permutation`: permutation importance, exact fast path and reference loop.
 - :mod:`~annpal.attribution.mas`: per-sample L1 normalisation and averaging into the MAS, streamed.
+- :mod:`~annpal.attribution.allocator`: reuse of freed memory (no page faults pass after pass).
 """
 
+from annpal.attribution.allocator import keep_freed_memory
 from annpal.attribution.deeplift import deeplift
 from annpal.attribution.firstlayer import (
     fast_deeplift,
@@ -53,6 +55,7 @@ __all__ = [
     "ig_internal_batch_size",
     "integrated_gradients",
     "is_annpal_network",
+    "keep_freed_memory",
     "mas_for_model",
     "mas_from_attributions",
     "permutation_importance",
