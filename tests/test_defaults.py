@@ -31,6 +31,7 @@ PARAM_OPTIONS = {
     "label_noise": ("annpal-train", "label_noise"), "input_noise": ("annpal-train", "input_noise"),
     "checkpoint_every": ("annpal-train", "checkpoint_every"), "device": ("annpal-train", "device"),
     "bf16": ("annpal-train", "bf16"), "input_dropout_kernel": ("annpal-train", "input_dropout_kernel"),
+    "balance": ("annpal-train", "balance"), "keep": ("annpal-train", "keep"),
     "collapsed_models": ("annpal-merge-mas", "collapsed_models"),
     "attr_impl": ("annpal-attribute", "impl"), "ig_steps": ("annpal-attribute", "n_steps"),
     "sg_samples": ("annpal-attribute", "sg_samples"), "sg_sigma": ("annpal-attribute", "sg_sigma"),
