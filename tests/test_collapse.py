@@ -42,10 +42,19 @@ def test_auto_learning_rate__keeps_lr_sqrt_m(n_snps, expected):
     assert auto_learning_rate(n_snps) * math.sqrt(n_snps) == pytest.approx(PAPER_LR_SQRT_M)
 
 
-def test_collapse_risk__flags_only_large_steps():
-    assert collapse_risk(auto_learning_rate(20_000), 20_000) is None
-    message = collapse_risk(3e-4 * 100, 20_000)
-    assert message is not None and "--lr auto" in message and "20000 SNPs" in message
+@pytest.mark.parametrize("lr, n_snps, input_dropout, flagged", [
+    (3e-4, 20_000, 0.5, True),      # old -profile test recipe on 20k SNPs: lr*M = 6 (collapsed by epoch 4)
+    (2.4e-5, 50_000, 0.5, True),    # lr auto at 50k: lr*M = 1.2 (collapsed in the study)
+    (3.8e-5, 20_000, 0.5, False),   # lr auto at 20k: lr*M = 0.76
+    (5e-5, 20_000, 0.5, False),     # lr*M = 1.0 exactly: the bound is allowed
+    (1e-5, 290_522, 0.99, False),   # the paper's own setting
+    (1e-3, 290_522, 0.99, True),    # 100x the paper's step
+])
+def test_collapse_risk__regions(lr, n_snps, input_dropout, flagged):
+    message = collapse_risk(lr, n_snps, input_dropout=input_dropout)
+    assert (message is not None) == flagged
+    if flagged:
+        assert f"{n_snps} SNPs" in message and "docs/training.md" in message
 
 
 def _tiny_model(weights: list[list[float]], bias: list[float]) -> AnnClassifier:

@@ -641,7 +641,7 @@ def train_model(
     if train_config.bf16 and not bf16:
         log.warning("bf16 autocast is only used on CUDA; training in float32 on %s", device)
 
-    risk = collapse_risk(train_config.lr, dataset.n_snps)
+    risk = collapse_risk(train_config.lr, dataset.n_snps, input_dropout=model_config.input_dropout)
     if risk:
         log.warning(risk)
     rows = _select_rows(dataset, seed=seed, null=null, permute_seed=permute_seed, balance=train_config.balance)
