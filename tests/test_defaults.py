@@ -31,7 +31,7 @@ PARAM_OPTIONS = {
     "label_noise": ("annpal-train", "label_noise"), "input_noise": ("annpal-train", "input_noise"),
     "checkpoint_every": ("annpal-train", "checkpoint_every"), "device": ("annpal-train", "device"),
     "bf16": ("annpal-train", "bf16"), "input_dropout_kernel": ("annpal-train", "input_dropout_kernel"),
-    "balance": ("annpal-train", "balance"), "keep": ("annpal-train", "keep"),
+    "balance": ("annpal-train", "balance"), "keep": ("annpal-train", "keep"), "lr": ("annpal-train", "lr_text"),
     "collapsed_models": ("annpal-merge-mas", "collapsed_models"),
     "attr_impl": ("annpal-attribute", "impl"), "ig_steps": ("annpal-attribute", "n_steps"),
     "sg_samples": ("annpal-attribute", "sg_samples"), "sg_sigma": ("annpal-attribute", "sg_sigma"),
@@ -46,12 +46,11 @@ PARAM_OPTIONS = {
     "gene_window_kb": ("annpal-annotate", "gene_window_kb"), "report_title": ("annpal-report", "title"),
 }
 #: Parameters with no library counterpart: inputs, pipeline-level switches and counts, resources, and
-#: values that Nextflow passes differently (lr: the pipeline pins the paper's rate, the command's own
-#: default is the size-aware 'auto' rule; keep_* are on/off flags whose defaults are the flags' absence).
+#: on/off flags whose default is the flag's absence (keep_*, allow_few_samples, sim_permute).
 NO_LIBRARY_COUNTERPART = {
     "bfile", "pfile", "bgen", "bgen_sample", "vcf", "pheno", "pheno_col", "covar", "outdir", "publish_dir_mode",
     "simulate", "sim_permute", "keep_monomorphic", "keep_non_autosomal", "allow_few_samples", "n_models",
-    "n_null_models", "lr", "checkpoint_dir", "methods", "skip_gwas", "genes", "max_cpus", "max_memory",
+    "n_null_models", "checkpoint_dir", "methods", "skip_gwas", "genes", "max_cpus", "max_memory",
     "max_time", "help", "container_image", "sif", "slurm_queue", "slurm_account", "slurm_cluster_options",
 }
 
