@@ -42,6 +42,18 @@ def test_auto_learning_rate__keeps_lr_sqrt_m(n_snps, expected):
     assert auto_learning_rate(n_snps) * math.sqrt(n_snps) == pytest.approx(PAPER_LR_SQRT_M)
 
 
+@pytest.mark.parametrize("n_snps, expected", [
+    (5_000, 1e-5 * math.sqrt(290_522 / 5_000)),   # 7.6e-5: lr*M = 0.38, under the cap
+    (19_648, 1e-5 * math.sqrt(290_522 / 19_648)),  # the study's 20k panel: 3.85e-5, lr*M = 0.755
+    (20_000, 0.76 / 20_000),                       # 3.81e-5 vs cap 3.80e-5
+    (50_000, 0.76 / 50_000),                       # 1.5e-5 instead of 2.4e-5
+])
+def test_auto_learning_rate__capped_at_low_input_dropout(n_snps, expected):
+    lr = auto_learning_rate(n_snps, input_dropout=0.5)
+    assert lr == pytest.approx(expected, rel=1e-12)
+    assert collapse_risk(lr, n_snps, input_dropout=0.5) is None
+
+
 @pytest.mark.parametrize("lr, n_snps, input_dropout, flagged", [
     (3e-4, 20_000, 0.5, True),      # old -profile test recipe on 20k SNPs: lr*M = 6 (collapsed by epoch 4)
     (2.4e-5, 50_000, 0.5, True),    # lr auto at 50k: lr*M = 1.2 (collapsed in the study)

@@ -39,19 +39,26 @@ HIGH_INPUT_DROPOUT = 0.9
 #: Small-panel regime: ``lr · M`` above which networks collapsed in our study (docs/training.md: collapses
 #: at lr·M = 1.2 and above, none at 0.75 or below, batch 64, 60 epochs): a warning is logged above it.
 COLLAPSE_RISK_LR_M = 1.0
+#: Small-panel regime: about the largest ``lr · M`` at which no network of the study collapsed (0.755: the
+#: paper's ``lr · √M`` on the 19 648-SNP panel); ``--lr auto`` stays at or below it.
+SAFE_LR_M = 0.76
 #: Paper regime (input dropout ≥ 0.9, not covered by the study): warn only far from the paper's step.
 COLLAPSE_RISK_LR_SQRT_M = 10 * PAPER_LR_SQRT_M
 
 
-def auto_learning_rate(n_snps: int) -> float:
-    """``--lr auto``: ``PAPER_LR_SQRT_M / √M`` (1e-5 at 290 522 SNPs, 3.8e-5 at 20 000, 7.6e-5 at 5 000).
+def auto_learning_rate(n_snps: int, *, input_dropout: float = 0.99) -> float:
+    """``--lr auto``: the paper's step relative to the initial weights, capped where networks collapsed.
 
-    Keeps each Adam step the same size relative to the first layer's initial weight bound ``1/√M``
-    as in the paper.
+    ``PAPER_LR_SQRT_M / √M`` keeps each Adam step the same size relative to the first layer's initial
+    weight bound ``1/√M`` as in the paper (1e-5 at 290 522 SNPs, 3.8e-5 at 20 000, 7.6e-5 at 5 000).
+    Below :data:`HIGH_INPUT_DROPOUT` (the small-panel regime of the study) it is also capped at
+    ``SAFE_LR_M / M``, about the largest ``lr · M`` at which no studied network collapsed (1.5e-5 at
+    50 000 SNPs instead of 2.4e-5, which collapsed; no change below about 20 000 SNPs).
     """
     if n_snps < 1:
         raise ValueError(f"n_snps must be positive, got {n_snps}")
-    return PAPER_LR_SQRT_M / math.sqrt(n_snps)
+    lr = PAPER_LR_SQRT_M / math.sqrt(n_snps)
+    return min(lr, SAFE_LR_M / n_snps) if input_dropout < HIGH_INPUT_DROPOUT else lr
 
 
 def collapse_risk(lr: float, n_snps: int, *, input_dropout: float) -> str | None:
@@ -75,7 +82,8 @@ def collapse_risk(lr: float, n_snps: int, *, input_dropout: float) -> str | None
         return None
     return (f"--lr {lr:g} on {n_snps} SNPs gives lr*sqrt(M) = {scaled:.3g}, {scaled / PAPER_LR_SQRT_M:.0f}x the "
             f"paper's {PAPER_LR_SQRT_M:.3g}: far outside the paper's setting, networks may collapse to a "
-            f"constant output (docs/training.md); consider --lr auto ({auto_learning_rate(n_snps):.3g})")
+            f"constant output (docs/training.md); consider --lr auto "
+            f"({auto_learning_rate(n_snps, input_dropout=input_dropout):.3g})")
 
 
 @torch.no_grad()
@@ -181,7 +189,7 @@ def models_to_merge(collapsed: Sequence[bool], *, policy: str) -> tuple[np.ndarr
 
 
 __all__ = [
-    "COLLAPSED_MODEL_POLICIES", "COLLAPSE_RISK_LR_M", "COLLAPSE_RISK_LR_SQRT_M", "HIGH_INPUT_DROPOUT",
+    "COLLAPSED_MODEL_POLICIES", "COLLAPSE_RISK_LR_M", "COLLAPSE_RISK_LR_SQRT_M", "HIGH_INPUT_DROPOUT", "SAFE_LR_M",
     "models_to_merge", "COLLAPSE_SD_TOL", "PAPER_LR", "PAPER_LR_SQRT_M", "PAPER_N_SNPS",
     "auto_learning_rate", "collapse_epoch", "collapse_risk", "collapse_summary", "dead_fraction",
     "output_sd", "score_with_dead_units",
