@@ -363,6 +363,13 @@ def _write_table(table: Table, path: Path, frame: pd.DataFrame) -> None:
     for c in declared:
         if c.dtype == "bool":
             out[c.name] = as_bool(out[c.name]).astype(np.int8)
+    if isinstance(table.float_format, str) and table.float_format.startswith("%"):
+        # pandas applies a float_format string one value at a time through a slow path (about 10 s
+        # per million values); Python's format() gives the same text at a fraction of the cost
+        spec = table.float_format[1:]
+        for name in out.columns:
+            if out[name].dtype.kind == "f":
+                out[name] = [format(v, spec) if v == v else "NA" for v in out[name].tolist()]
     out.to_csv(path, sep="\t", index=False, float_format=table.float_format, na_rep="NA")
 
 
