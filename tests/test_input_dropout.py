@@ -37,11 +37,6 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
-def weights_equal(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 # ----------------------------------------------------------------------------------- kernel choice
 
 
@@ -182,27 +177,6 @@ def test_train_model__sparse_by_default_at_high_dropout_and_learns(ds):
                          train_config=quick(40, batch_size=32))
     assert result.info["input_dropout_kernel"] == "sparse"
     assert result.history["val_auc"].iloc[-5:].mean() > 0.7
-
-
-def test_train_model__sparse_resume_equals_uninterrupted(ds, tmp_path):
-    config, recipe = small(ds, input_dropout=0.95), quick(5, checkpoint_every=2, input_dropout_kernel="sparse")
-    straight = train_model(ds, seed=5, model_config=config, train_config=recipe)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_3(epoch, row):
-        if epoch == 3:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
-                    on_epoch_end=kill_after_3)
-    resumed = train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
-    assert resumed.info["resumed_from_epoch"] == 2
-    assert weights_equal(straight.model, resumed.model)
-    pd.testing.assert_frame_equal(straight.history.drop(columns="seconds"),
-                                  resumed.history.drop(columns="seconds"))
 
 
 def test_train_model__checkpoint_of_other_kernel_refused(ds, tmp_path):

@@ -339,9 +339,9 @@ def test_train_model__null_trains_on_permuted_labels(ds, monkeypatch):
 # ------------------------------------------------------------------------------------ checkpoints
 
 
-def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe):
+def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe, config=None):
     """An uninterrupted run, and the same run killed after epoch 5 and resumed from its checkpoint."""
-    config = small_model(ds)
+    config = config or small_model(ds)
     straight = train_model(ds, seed=seed, model_config=config, train_config=recipe)
 
     class Killed(Exception):
@@ -359,9 +359,12 @@ def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe):
     return straight, resumed
 
 
-def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path):
-    straight, resumed = killed_after_5_and_resumed(ds, tmp_path, seed=5, recipe=quick(6, checkpoint_every=2))
-    assert resumed.info["resumed_from_epoch"] == 4
+@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path, kernel):
+    straight, resumed = killed_after_5_and_resumed(
+        ds, tmp_path, seed=5, recipe=quick(6, checkpoint_every=2, input_dropout_kernel=kernel),
+        config=small_model(ds, input_dropout=0.95))
+    assert resumed.info["resumed_from_epoch"] == 4 and resumed.info["input_dropout_kernel"] == kernel
     assert weights_equal(straight.model, resumed.model)
     pd.testing.assert_frame_equal(straight.history.drop(columns="seconds"),
                                   resumed.history.drop(columns="seconds"))
