@@ -88,6 +88,18 @@ def test_pipeline__profile_test_writes_pal_tables_and_pvalues(small_runs):
     assert sorted(p.name for p in (out / "train").iterdir()) == ["null_s1", "null_s2", "real_s1", "real_s2"]
 
 
+def test_pipeline__profile_test_trains_balanced_and_alive(small_runs):
+    """-profile test (issue 21): every network trains on balanced classes and none collapses."""
+    for d in sorted((small_runs["run1"] / "train").iterdir()):
+        info = json.loads((d / "train.json").read_text())
+        # 340 cases / 540 controls in training: the paper's rule would give 72 % cases
+        assert info["balance"]["rule_used"] == "equal" and info["balance"]["after"]["case_share"] == 0.5, d.name
+        assert info["lr_rule"] == "auto" and info["warnings"] == [], d.name
+        assert not info["collapsed"] and not info["training_collapsed"], d.name
+        history = pd.read_csv(d / "history.tsv", sep="\t")
+        assert (history["val_output_sd"] > 1e-6).all() and (history["val_dead_fraction"] < 1).all(), d.name
+
+
 def test_pipeline__null_model_seeds_disjoint_from_real(small_runs):
     train = {d.name: json.loads((d / "train.json").read_text()) for d in (small_runs["run1"] / "train").iterdir()}
     real = {v["seed"] for k, v in train.items() if k.startswith("real_s")}
@@ -217,3 +229,18 @@ def test_pipeline__library_change_invalidates_every_task(tmp_path):
     model_py.write_text(model_py.read_text() + "\n# changed\n")
     check(run_nextflow(tmp_path, *args, "-resume", "-with-trace", str(tmp_path / "changed.txt"), main=main))
     assert {row["status"] for row in read_trace(tmp_path / "changed.txt")} == {"COMPLETED"}
+
+
+@pytest.mark.skipif(shutil.which("plink2") is None, reason="plink2 not installed (scripts/install-system-deps.sh)")
+@pytest.mark.parametrize("fmt", ["pfile", "bgen_sample", "vcf"])
+def test_pipeline__stub_each_genotype_input(fmt, tmp_path):
+    from helpers_input import plink2_convert
+
+    cohort = REPO / "assets" / "testdata" / "cohort"
+    args = plink2_convert(cohort, tmp_path / "conv" / "cohort", fmt)
+    params = [a.replace("--sample", "--bgen_sample") for a in args]  # annpal-prepare --sample = --bgen_sample
+    proc = check(run_nextflow(tmp_path, "-profile", "test", "-stub", "--simulate", "false", "--pheno",
+                              f"{cohort}.pheno.tsv", *params, "--n_models", "1", "--n_null_models", "1",
+                              "--outdir", str(tmp_path / "results"), "-with-trace", str(tmp_path / "trace.txt")))
+    ran = statuses(read_trace(tmp_path / "trace.txt"))
+    assert ran["PREPARE (cohort)"] == "COMPLETED" and "annpal: done" in proc.stdout
