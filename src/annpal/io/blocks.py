@@ -210,8 +210,13 @@ def stream_genotypes(
     if np.any(np.diff(rows) <= 0):
         raise ValueError("sample_index must be strictly increasing")
     n, m = len(rows), len(cols)
+    read_encoded = getattr(source, "read_encoded", None) if fast else None
     if out is None:
         out = np.empty((n, m), dtype=np.int8)
+        if read_encoded is not None:
+            # The fast path writes column blocks of this C-ordered matrix: one SNP touches a page per few
+            # samples, and first-touch page faults in that order cost more than one sequential fill.
+            out.fill(0)
     elif out.shape != (n, m) or out.dtype != np.int8:
         raise ValueError(f"out is {out.dtype} {out.shape}, expected int8 {(n, m)}")
     stats = GenotypeBlockStats(snp_missing=np.zeros(m, np.int64), snp_sum=np.zeros(m, np.int64),
@@ -220,7 +225,6 @@ def stream_genotypes(
         return out, stats
     step = min(chunk_size(n, chunk_bytes=chunk_bytes), m)
     block_buffer = scratch = np.empty(0, dtype=np.int8)
-    read_encoded = getattr(source, "read_encoded", None) if fast else None
     for src_cols, dest, dest_slice in _blocks(cols, step):
         counted = None
         if read_encoded is not None and dest_slice is not None:
