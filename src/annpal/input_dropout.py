@@ -44,7 +44,7 @@ KERNEL_CHOICES = ("auto", "dense", "sparse")
 #: ``auto`` picks the sparse kernel from this input dropout up (at p = 0.5 the survivors are half the
 #: batch and the dense product is faster).
 SPARSE_MIN_DROPOUT = 0.9
-#: SNPs per block of ``W1ᵀ`` in the sparse forward product (:func:`sparse_preactivation`).
+#: SNPs per block of ``W1ᵀ`` in the sparse forward product (:func:`sparse_preactivation`); a power of two.
 SPARSE_BLOCK_SNPS = 8192
 
 
@@ -146,8 +146,10 @@ def draw_survivors(n_snps: int, batch: int, p: float, generator: torch.Generator
     """
     device = generator.device
     n_cells = n_snps * batch
+    # Positions are whole numbers held in float64 (exact below 2**53): its division is vectorised on
+    # the CPU where int64's is not, and ⌊pos / batch⌋ is exact for pos < 2**53.
     if p == 0.0:
-        pos = torch.arange(n_cells, device=device)
+        pos = torch.arange(n_cells, device=device, dtype=torch.float64)
     else:
         q, log_p = 1.0 - p, math.log(p)
         chunks, last = [], -1
@@ -155,12 +157,14 @@ def draw_survivors(n_snps: int, batch: int, p: float, generator: torch.Generator
             remaining = n_cells - 1 - last
             n = int(remaining * q + 6.0 * math.sqrt(remaining * q * p) + 64)
             u = torch.empty(n, dtype=torch.float64, device=device).uniform_(generator=generator)
-            gaps = torch.log1p(u.neg_()).div_(log_p).floor_().add_(1).long()  # 1 − u ∈ (0, 1]
+            gaps = torch.log1p(u.neg_()).div_(log_p).floor_().add_(1)  # 1 − u ∈ (0, 1]
             chunks.append(gaps.cumsum_(0).add_(last))
             last = int(chunks[-1][-1])
         pos = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
-        pos = pos[: int(torch.searchsorted(pos, n_cells))]
-    return pos.div(batch, rounding_mode="floor"), pos.remainder(batch)
+        pos = pos[: int(torch.searchsorted(pos, float(n_cells)))]
+    snp = pos.div(batch).floor_()
+    sample = pos.sub_(snp * batch)
+    return snp.long(), sample.long()
 
 
 def _sort_key(key: torch.Tensor, n_keys: int) -> torch.Tensor:
@@ -181,8 +185,9 @@ def sparse_preactivation(weight_t: torch.Tensor, snp: torch.Tensor, sample: torc
     of ``W1ᵀ`` (about 10 MB at H1 = 290) while it is in cache for all samples, instead of walking all of
     ``W1ᵀ`` once per sample; the per-block partial sums are then added up.
     """
-    n_blocks = -(-weight_t.shape[0] // SPARSE_BLOCK_SNPS)
-    bag = snp.div(SPARSE_BLOCK_SNPS, rounding_mode="floor").mul_(batch).add_(sample)
+    shift = SPARSE_BLOCK_SNPS.bit_length() - 1  # a power of two: a shift, not an int64 division
+    n_blocks = ((weight_t.shape[0] - 1) >> shift) + 1
+    bag = torch.bitwise_right_shift(snp, shift).mul_(batch).add_(sample)
     order = torch.argsort(_sort_key(bag, n_blocks * batch), stable=True)
     offsets = torch.bincount(bag, minlength=n_blocks * batch).cumsum(0)
     offsets = torch.cat([offsets.new_zeros(1), offsets[:-1]])
