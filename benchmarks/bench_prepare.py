@@ -5,6 +5,8 @@ writing the 500 MB genotypes.npy and the tables, to separate disk speed from the
   wall time  PREPARE (read, encode, QC, split, write genotypes.npy and tables)  /  a bare bed-reader
              ``open_bed(...).read(dtype="int8")`` of the same file           (goal <= 2)
   peak RSS   PREPARE's peak resident memory  /  size of the int8 samples × SNPs matrix  (goal <= 2.5)
+  CPU time   user + system seconds of the whole process, PREPARE / bare read: the work done, which other
+             jobs on a shared machine disturb far less than the wall time
 Each measurement runs in its own Python subprocess (peak memory from ``resource.getrusage``'s
 ``ru_maxrss``), after a warm-up read so both see the file in the page cache. Work time excludes the
 interpreter start and imports; the whole-process time is reported beside it.
@@ -38,6 +40,7 @@ with open_bed(sys.argv[1], count_A1=True) as bed:
     g = bed.read(dtype="int8")
 work = time.perf_counter() - t0
 print(json.dumps({"work_s": work, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
                   "shape": list(g.shape)}))
 """
 
@@ -57,7 +60,8 @@ except SystemExit as exc:
     if exc.code:
         raise
 work = time.perf_counter() - t0
-print(json.dumps({"work_s": work, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"work_s": work, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}))
 """
 
 
@@ -67,7 +71,8 @@ from annpal.dataset import prepare_dataset
 t0 = time.perf_counter()
 ds = prepare_dataset(sys.argv[1])
 work = time.perf_counter() - t0
-print(json.dumps({"work_s": work, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"work_s": work, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}))
 """
 
 
@@ -139,34 +144,34 @@ def main() -> None:
             shutil.rmtree(out_dir)
         med = statistics.median
         rows = {
-            "bare_read": {"work_s": med(x["work_s"] for x in bare), "process_s": med(x["process_s"] for x in bare),
-                          "peak_rss_mb": med(x["maxrss_kb"] for x in bare) / 1024},
-            "prepare_no_write": {"work_s": med(x["work_s"] for x in lib), "process_s": med(x["process_s"] for x in lib),
-                                 "peak_rss_mb": med(x["maxrss_kb"] for x in lib) / 1024},
-            "prepare": {"work_s": med(x["work_s"] for x in prep), "process_s": med(x["process_s"] for x in prep),
-                        "peak_rss_mb": med(x["maxrss_kb"] for x in prep) / 1024},
+            name: {"work_s": med(x["work_s"] for x in runs), "process_s": med(x["process_s"] for x in runs),
+                   "cpu_s": med(x["cpu_s"] for x in runs), "peak_rss_mb": med(x["maxrss_kb"] for x in runs) / 1024}
+            for name, runs in (("bare_read", bare), ("prepare_no_write", lib), ("prepare", prep))
         }
         ratios = {
             "prepare_over_bare_wall_work": rows["prepare"]["work_s"] / rows["bare_read"]["work_s"],
             "prepare_over_bare_wall_process": rows["prepare"]["process_s"] / rows["bare_read"]["process_s"],
             "prepare_no_write_over_bare_wall_work": rows["prepare_no_write"]["work_s"] / rows["bare_read"]["work_s"],
+            "prepare_over_bare_cpu": rows["prepare"]["cpu_s"] / rows["bare_read"]["cpu_s"],
             "prepare_peak_over_int8_matrix": rows["prepare"]["peak_rss_mb"] * 2**20 / matrix_bytes,
             "bare_peak_over_int8_matrix": rows["bare_read"]["peak_rss_mb"] * 2**20 / matrix_bytes,
         }
         result = {
             "benchmark": "prepare", "n_samples": args.samples, "n_snps": args.snps, "repeats": args.repeats,
             "int8_matrix_mb": matrix_bytes / 2**20, "generate_s": gen_s, "rows": rows, "ratios": ratios,
-            "goals": {"wall": 2.0, "memory": 2.5}, "cpus": os.cpu_count(), "machine": platform.platform(),
+            "goals": {"wall": 2.0, "memory": 2.5}, "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "machine": platform.platform(),
             "python": platform.python_version(),
         }
         print(f"PREPARE benchmark: {args.samples} samples x {args.snps} SNPs "
               f"(int8 matrix {matrix_bytes / 2**20:.0f} MiB), median of {args.repeats}, {os.cpu_count()} CPUs")
-        print(f"{'':18}{'work s':>9}{'process s':>11}{'peak MiB':>10}")
+        print(f"{'':18}{'work s':>9}{'process s':>11}{'CPU s':>8}{'peak MiB':>10}")
         for name, row in rows.items():
-            print(f"{name:18}{row['work_s']:9.2f}{row['process_s']:11.2f}{row['peak_rss_mb']:10.0f}")
+            print(f"{name:18}{row['work_s']:9.2f}{row['process_s']:11.2f}{row['cpu_s']:8.2f}{row['peak_rss_mb']:10.0f}")
         print(f"wall ratio PREPARE / bare read: {ratios['prepare_over_bare_wall_work']:.2f} (work), "
               f"{ratios['prepare_over_bare_wall_process']:.2f} (whole process); goal <= 2")
         print(f"wall ratio read+QC without writing / bare read: {ratios['prepare_no_write_over_bare_wall_work']:.2f}")
+        print(f"CPU-time ratio PREPARE / bare read (whole process, user + system): {ratios['prepare_over_bare_cpu']:.2f}")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall ratios need a quiet machine)")
         print(f"peak memory / int8 matrix: PREPARE {ratios['prepare_peak_over_int8_matrix']:.2f} "
               f"(bare read {ratios['bare_peak_over_int8_matrix']:.2f}); goal <= 2.5")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
