@@ -413,7 +413,7 @@ CASES = [
     Case("vcf_multiallelic", "VCF with a multi-allelic record (ALT `A,T`)", "annpal-prepare", vcf(alt={2: "A,T"}),
          "1 multi-allelic variants", "bcftools norm -m -"),
     Case("vcf_no_pheno", "`--vcf` without `--pheno`", "annpal-prepare", vcf(pheno=False),
-         "carries no case/control phenotype", "--pheno FILE.tsv"),
+         "cohort.vcf: a VCF carries no phenotype", "--pheno FILE.tsv"),
     Case("vcf_pheno_ids", "phenotype file whose IIDs are not the VCF's sample IDs", "annpal-prepare",
          vcf(iid_prefix="X"), "none of its 60 IIDs is a sample of", "the IID column must hold the sample IDs"),
     Case("two_genotype_inputs", "two genotype inputs (`--bfile` and `--vcf`)", "annpal-prepare",
