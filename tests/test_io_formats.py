@@ -154,7 +154,7 @@ def test_stream_genotypes__bed_fast_path_equals_plain_path(n_samples, tmp_path):
     counts = random_counts(n_samples, 53, seed=n_samples, missing_rate=0.1)
     with open_genotypes(bfile=write_fileset(tmp_path / "f", counts)) as source:
         for cols in (None, np.array([5, 3, 9, 10, 11, 0, 52]), np.arange(10, 40)):
-            for chunk_bytes in (1, n_samples * 7, 1 << 20):
+            for chunk_bytes in (1, n_samples * 2, n_samples * 7, 1 << 20):  # n * 2: fast and plain blocks mixed
                 fast, fast_stats = stream_genotypes(source, snp_index=cols, chunk_bytes=chunk_bytes)
                 plain, plain_stats = stream_genotypes(source, snp_index=cols, chunk_bytes=chunk_bytes, fast=False)
                 np.testing.assert_array_equal(fast, plain)

@@ -224,31 +224,32 @@ def stream_genotypes(
     if n == 0 or m == 0:
         return out, stats
     step = min(chunk_size(n, chunk_bytes=chunk_bytes), m)
-    block_buffer = scratch = np.empty(0, dtype=np.int8)
+    buffers: list[np.ndarray] = []  # the plain path's two block buffers, allocated on first use
     for src_cols, dest, dest_slice in _blocks(cols, step):
         counted = None
         if read_encoded is not None and dest_slice is not None:
             counted = read_encoded(rows, np.ascontiguousarray(src_cols), out[:, dest_slice],
                                    sample_missing=sample_missing)
-        if counted is not None:
-            stats.snp_missing[dest], sample_counts, stats.snp_sum[dest], stats.snp_hom[dest] = counted
-            stats.sample_missing += sample_counts
-            continue
-        if not len(block_buffer):  # the plain path's two block buffers, allocated on first use
-            block_buffer, scratch = np.empty(n * step, dtype=np.int8), np.empty(n * step, dtype=np.int8)
-        block = block_buffer[: n * len(dest)].reshape((n, len(dest)), order="F")
-        source.read_block(rows, np.ascontiguousarray(src_cols), block)
-        snp_missing, sample_missing, snp_sum, snp_hom = encode_block(block, scratch=scratch,
-                                                                     missing=source.missing_code)
-        stats.snp_missing[dest] = snp_missing
-        stats.sample_missing += sample_missing
-        stats.snp_sum[dest] = snp_sum
-        stats.snp_hom[dest] = snp_hom
-        if dest_slice is not None:
-            copy_tiled(block, out[:, dest_slice])
-        else:
-            out[:, dest] = block
+        if counted is None:
+            buffers = buffers or [np.empty(n * step, dtype=np.int8), np.empty(n * step, dtype=np.int8)]
+            counted = _plain_block(source, rows, src_cols, dest, dest_slice, out, buffers)
+        stats.snp_missing[dest], per_sample, stats.snp_sum[dest], stats.snp_hom[dest] = counted
+        stats.sample_missing += per_sample
     return out, stats
+
+
+def _plain_block(source: GenotypeSource, rows: np.ndarray, src_cols: np.ndarray, dest: np.ndarray,
+                 dest_slice: slice | None, out: np.ndarray, buffers: list[np.ndarray]):
+    """The plain path for one block: read into an F-ordered buffer, encode and count there, copy out."""
+    n = len(rows)
+    block = buffers[0][: n * len(dest)].reshape((n, len(dest)), order="F")
+    source.read_block(rows, np.ascontiguousarray(src_cols), block)
+    counted = encode_block(block, scratch=buffers[1], missing=source.missing_code)
+    if dest_slice is not None:
+        copy_tiled(block, out[:, dest_slice])
+    else:
+        out[:, dest] = block
+    return counted
 
 
 __all__ = [
