@@ -361,32 +361,40 @@ def plot_p_threshold_panels(evaluation: pd.DataFrame, *, out_prefix: str | os.Pa
                                "point is a threshold with no detection (precision undefined).")
 
 
-def plot_null_calibration(p_values: Mapping[str, tuple[np.ndarray, float, int]], *,
+def plot_null_calibration(p_values: Mapping[str, tuple[np.ndarray, np.ndarray, float, int]], *,
                           out_prefix: str | os.PathLike[str]) -> Plot:
-    """Null run: (a) SNPs with AMAS P ≤ t against t beside the M·t of a calibrated test; (b) where the
-    P-values lie relative to the run's bound 1/(B·M).
+    """Null run: (a) SNPs with AMAS P ≤ t against t beside the M·t of a calibrated test; (b) the PAL
+    SNPs' P-values relative to the run's bound 1/(B·M).
 
-    ``p_values`` maps a line label to ``(P-values, bound, M)``; a P of 0 means "P < bound" and is drawn
-    at the bound (it counts for every t ≥ bound).
+    ``p_values`` maps a line label to ``(P-values of every SNP tested, P-values of the PAL SNPs, bound,
+    M)``; a P of 0 means "P < bound" and is drawn at the bound (it counts for every t ≥ bound).
     """
     fig, axes = _new_figure(9.0, 3.6, ncols=2)
-    bounds = [b for _, b, _ in p_values.values()]
+    bounds = [b for _, _, b, _ in p_values.values()]
     grid = np.logspace(np.log10(min(bounds) if bounds else 1e-7), 0, 60)
     colours = [*THRESHOLD_COLOURS, *CHROM_COLOURS, PAL_COMMON_COLOUR]
-    for k, (label, (p, bound, n_snps)) in enumerate(p_values.items()):
-        shown = np.sort(np.where(np.asarray(p, float) <= 0, bound, np.asarray(p, float)))
-        counts = np.searchsorted(shown, grid, side="right")
+
+    def shown(p: np.ndarray, bound: float) -> np.ndarray:
+        p = np.asarray(p, float)
+        return np.sort(np.where(p <= 0, bound, p))
+
+    for k, (label, (tested, pal, bound, _)) in enumerate(p_values.items()):
         colour = colours[k % len(colours)]
+        counts = np.searchsorted(shown(tested, bound), grid, side="right")
         axes[0].step(grid, np.maximum(counts, 0.5), where="post", color=colour, lw=1.3, label=label)
-        axes[1].plot(shown, np.arange(1, shown.size + 1) / max(shown.size, 1), color=colour, lw=1.3, label=label)
+        pal_p = shown(pal, bound)
+        axes[1].plot(pal_p, np.arange(1, pal_p.size + 1), color=colour, lw=1.3, marker="o", ms=3,
+                     label=f"{label}: {pal_p.size} PAL, {int(np.sum(np.asarray(pal) <= 0))} at the bound")
         axes[1].axvline(bound, color=colour, lw=0.8, ls=":")
     if p_values:
-        n_snps = max(m for _, _, m in p_values.values())
+        n_snps = max(m for _, _, _, m in p_values.values())
         axes[0].plot(grid, grid * n_snps, color="#222222", ls="--", lw=1.0, label="calibrated: M·t")
-    axes[0].set(xscale="log", yscale="log", xlabel="P threshold t", ylabel="SNPs with P ≤ t")
+        axes[1].plot(grid, grid * n_snps, color="#222222", ls="--", lw=1.0, label="M·t")
+    axes[0].set(xscale="log", yscale="log", xlabel="P threshold t", ylabel="SNPs with P ≤ t (all tested)")
     axes[0].set_title("(a) P ≤ t against M·t", fontsize=10, loc="left")
-    axes[1].set(xscale="log", xlabel="AMAS P (dotted: bound 1/(B·M))", ylabel="fraction of SNPs with P ≤ x")
-    axes[1].set_title("(b) P-values against their bound", fontsize=10, loc="left")
+    axes[1].set(xscale="log", yscale="log", xlabel="AMAS P of the PAL SNPs (dotted: bound 1/(B·M))",
+                ylabel="PAL SNPs with P ≤ x")
+    axes[1].set_title("(b) PAL P-values against their bound", fontsize=10, loc="left")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
