@@ -33,6 +33,10 @@ import pandas as pd
 
 from annpal.errors import InputError
 
+#: Attribution methods as named on the command line and in folder names (``<m>_real``, ``pal/<m>``):
+#: integrated gradients, saliency, permutation importance, DeepLIFT, SmoothGrad (over saliency).
+METHODS = ("ig", "sm", "pm", "dl", "sg")
+
 #: Spellings of a true flag accepted in a TSV column.
 _TRUE_TEXT = ("true", "1", "1.0", "yes")
 _FALSE_TEXT = ("false", "0", "0.0", "no")

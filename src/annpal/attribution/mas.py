@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from annpal.attribution.permutation import draw_replacement_genotypes
+from annpal.results import METHODS
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +153,6 @@ def mas_from_attributions(abs_scores: np.ndarray) -> np.ndarray:
     acc.add(scores)
     return acc.result().mas
 
-
-#: Attribution methods, as named on the command line and in file names: integrated gradients, saliency,
-#: permutation importance, DeepLIFT, SmoothGrad (over saliency).
-METHODS = ("ig", "sm", "pm", "dl", "sg")
 
 #: Implementations of ig, sm and dl: ``fast`` = exact hidden-space form (:mod:`annpal.attribution.firstlayer`),
 #: ``captum`` = the reference, ``auto`` = fast for the annpal network.
