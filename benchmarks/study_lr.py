@@ -121,30 +121,39 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(runs: pd.DataFrame, path: Path) -> None:
-    """Best and final validation AUC against c = lr·√M / paper value, one panel per input dropout."""
+    """Best (dot) and final (cross) validation AUC of every run against ``lr · M``; collapsed runs ringed.
+
+    One panel per input dropout; colours are the panels (SNP counts).
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     dropouts = sorted(runs["input_dropout"].unique())
-    fig, axes = plt.subplots(1, len(dropouts), figsize=(3.4 * len(dropouts), 2.9), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(dropouts), figsize=(4.2 * len(dropouts), 3.0), sharey=True, squeeze=False)
     colours = {"5k": "#1b9e77", "20k": "#d95f02", "50k": "#7570b3"}
     for ax, p in zip(axes[0], dropouts):
         sub = runs[runs["input_dropout"] == p]
+        x_all = sub["lr"] * sub["n_snps"]
         for panel, rows in sub.groupby("panel", sort=False):
-            med = rows.groupby("lr_scale")[["best_val_auc", "final_val_auc"]].median()
-            ax.plot(med.index, med["best_val_auc"], "o-", color=colours.get(panel), label=f"{panel} best")
-            ax.plot(med.index, med["final_val_auc"], "x--", color=colours.get(panel), label=f"{panel} final")
+            x = rows["lr"] * rows["n_snps"]
+            colour = colours.get(panel, "black")
+            ax.scatter(x, rows["best_val_auc"], s=22, color=colour, label=f"{panel} best")
+            ax.scatter(x, rows["final_val_auc"], s=22, marker="x", color=colour, label=f"{panel} final")
+            dead = rows["collapsed"].astype(bool)
+            ax.scatter(x[dead], rows["final_val_auc"][dead], s=90, facecolors="none", edgecolors="red", lw=0.8)
         ax.set_xscale("log")
         ax.axhline(0.5, color="grey", lw=0.6)
-        ax.set_title(f"input dropout {p}", fontsize=9)
-        ax.set_xlabel("c = lr·√M / (1e-5·√290522)", fontsize=8)
+        ax.axvline(1.0, color="red", lw=0.6, ls=":")
+        ax.set_xlim(x_all.min() / 1.6, x_all.max() * 1.6)
+        ax.set_title(f"input dropout {p:g}; red ring: collapsed", fontsize=8)
+        ax.set_xlabel("lr · M (Adam step × SNPs)", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("validation AUC (median over seeds)", fontsize=8)
-    axes[0][-1].legend(fontsize=6, frameon=False)
+    axes[0][0].set_ylabel("validation AUC", fontsize=8)
+    axes[0][-1].legend(fontsize=6, frameon=False, loc="lower left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -161,6 +170,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=Path, default=RESULTS / "study_lr_runs.tsv")
     ap.add_argument("--plot", action="store_true", help="Write docs/img/training_study.png.")
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="Train nothing: summarise (and plot) the runs already in --runs.")
     return ap.parse_args()
 
 
@@ -173,7 +184,7 @@ def main() -> None:
     key = lambda r: (r["panel"], float(r["lr_scale"]), float(r["input_dropout"]), int(r["seed"]),  # noqa: E731
                      int(r["epochs"]))
     seen = {key(r) for _, r in done.iterrows()}
-    for panel in args.panels.split(","):
+    for panel in [] if args.summarise_only else args.panels.split(","):
         prepared = make_panel(args.work, panel, n_samples=args.n_samples, seed=args.panel_seed)
         for p in floats(args.input_dropout):
             for c in floats(args.lr_scale):
