@@ -52,8 +52,14 @@ import scipy.stats
 import torch
 from torch.nn import functional as F
 
-from annpal.collapse import COLLAPSE_SD_TOL, collapse_risk, collapse_summary, dead_fraction, output_sd, \
-    score_with_dead_units
+from annpal.collapse import (
+    COLLAPSE_SD_TOL,
+    collapse_risk,
+    collapse_summary,
+    dead_fraction,
+    output_sd,
+    score_with_dead_units,
+)
 from annpal.dataset import BALANCE_RULES, balance_summary, balanced_training_index
 from annpal.device import resolve_device
 from annpal.errors import InputError
@@ -158,9 +164,22 @@ class TrainResult:
     model
         The network on the CPU, in eval mode.
     history
-        One row per epoch: ``epoch train_loss val_loss val_auc seconds`` (epoch counted from 1).
+        One row per epoch (``annpal.results`` artifact ``history``; epoch counted from 1).
     meta
-        Reproducible facts stored in ``model.pt`` (see :func:`train_model`).
+        Reproducible facts stored in ``model.pt``: ``kind`` (``"real"``/``"null"``), ``seed``,
+        ``permute_seed``, ``permutation`` (null: the permutation of the training rows' labels, in the order of ``train_rows``; real:
+        ``None``), ``train_rows`` and ``val_rows`` (row indices into the prepared dataset), ``case_rows``,
+        ``n_train``, ``n_train_balanced``, ``balance`` (rule asked and used, class counts and case
+        shares before and after balancing), ``n_val``, ``n_snps``, ``model_config``, ``train_config``, and
+        what :func:`_keep_weights` returns: ``keep``, ``kept_epoch``, ``collapsed`` (the kept weights give
+        a constant validation output), ``collapse_epoch``, ``training_collapsed`` and
+        ``collapse_sd_tolerance``.
+
+        ``case_rows`` are the rows the attribution step averages over (docs/method.md §3): for a real model
+        every case (label 1) of the dataset, training and validation; for a null model the training
+        rows whose *permuted* label is 1 — as the authors' ``6_get_ig_sm_null_mas.py`` does (it reads the
+        null training matrix with its shuffled labels); validation rows keep their true labels in a null
+        model, so they are not "cases under permuted labels" and are left out.
     info
         Run facts that vary between runs (device, threads, timings, resume point) for ``train.json``.
     """
@@ -563,6 +582,27 @@ def _keep_weights(run: _Run, keep: str) -> dict[str, Any]:
             "collapse_sd_tolerance": COLLAPSE_SD_TOL}
 
 
+def _check_options(dataset: PreparedDataset, model_config: ModelConfig, train_config: TrainConfig, *,
+                   seed: int, null: bool, permute_seed: int | None) -> tuple[int | None, torch.device, bool]:
+    """Check the options of :func:`train_model` against each other and the data; warn about bf16 off CUDA
+    and about step sizes in the collapse region; return ``(permute_seed, device, bf16)``."""
+    if model_config.n_snps != dataset.n_snps:
+        raise InputError(f"model has {model_config.n_snps} inputs but the dataset {dataset.n_snps} SNPs; "
+                         "build the model config from this dataset")
+    if null and permute_seed is None:
+        permute_seed = seed
+    if not null and permute_seed is not None:
+        raise InputError("--permute-seed is only meaningful with --null; drop it or add --null")
+    device = resolve_device(train_config.device)
+    bf16 = train_config.bf16 and device.type == "cuda"
+    if train_config.bf16 and not bf16:
+        log.warning("bf16 autocast is only used on CUDA; training in float32 on %s", device)
+    risk = collapse_risk(train_config.lr, dataset.n_snps, input_dropout=model_config.input_dropout)
+    if risk:
+        log.warning(risk)
+    return permute_seed, device, bf16
+
+
 def train_model(
     dataset: PreparedDataset,
     *,
@@ -583,30 +623,10 @@ def train_model(
     Parameters
     ----------
     dataset
-        Prepared dataset; rows with split ``train`` are trained on, ``val`` rows are scored each epoch.
-    seed
-        Model seed: weight initialisation, dropout, noise, the balancing draw and the shuffles.
-    model_config
-        Architecture; default ``ModelConfig(n_snps=dataset.n_snps)`` (the paper's genome-wide setting).
-    train_config
-        Recipe; default :class:`TrainConfig` (paper values).
-    null
-        Train a null model: the same recipe on a seeded permutation of the training rows' labels (applied
-        before balancing; validation labels are left as they are).
-    permute_seed
-        Seed of that permutation; defaults to ``seed`` for null models; must be ``None`` for real models.
-    checkpoint_dir
-        Folder for ``checkpoint.pt`` (model, optimiser, all RNG states, epoch, history), written
-        atomically every ``train_config.checkpoint_every`` epochs and after the last one. When it holds a
-        checkpoint of the same run, training continues from it and ends with the weights an
-        uninterrupted run would have (exactly so on CPU).
-    on_epoch_end
-        Called as ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint); may raise to stop.
+        Prepared dataset; rows with split ``train`` are trained        The network, its history, ``meta`` (reproducible facts, listed in :class:`TrainResult`) and
+        ``info`` (run facts for ``train.json``).
 
-    Returns
-    -------
-    TrainResult
-        ``meta`` holds ``kind`` (``"real"``/``"null"``), ``seed``, ``permute_seed``, ``permutation``
+ ``seed``, ``permute_seed``, ``permutation``
         (null: the permutation of the training rows' labels, in the order of ``train_rows``; real:
         ``None``), ``train_rows`` and ``val_rows`` (row indices into the prepared dataset), ``case_rows``,
         ``n_train``, ``n_train_balanced``, ``balance`` (rule asked and used, class counts and case
@@ -629,21 +649,8 @@ def train_model(
     """
     model_config = model_config or ModelConfig(n_snps=dataset.n_snps)
     train_config = train_config or TrainConfig()
-    if model_config.n_snps != dataset.n_snps:
-        raise InputError(f"model has {model_config.n_snps} inputs but the dataset {dataset.n_snps} SNPs; "
-                         "build the model config from this dataset")
-    if null and permute_seed is None:
-        permute_seed = seed
-    if not null and permute_seed is not None:
-        raise InputError("--permute-seed is only meaningful with --null; drop it or add --null")
-    device = resolve_device(train_config.device)
-    bf16 = train_config.bf16 and device.type == "cuda"
-    if train_config.bf16 and not bf16:
-        log.warning("bf16 autocast is only used on CUDA; training in float32 on %s", device)
-
-    risk = collapse_risk(train_config.lr, dataset.n_snps, input_dropout=model_config.input_dropout)
-    if risk:
-        log.warning(risk)
+    permute_seed, device, bf16 = _check_options(dataset, model_config, train_config, seed=seed, null=null,
+                                                permute_seed=permute_seed)
     rows = _select_rows(dataset, seed=seed, null=null, permute_seed=permute_seed, balance=train_config.balance)
     meta = _run_meta(rows, seed=seed, null=null, permute_seed=permute_seed, n_snps=dataset.n_snps,
                      model_config=model_config, train_config=train_config)
