@@ -623,23 +623,31 @@ def train_model(
     Parameters
     ----------
     dataset
-        Prepared dataset; rows with split ``train`` are trained        The network, its history, ``meta`` (reproducible facts, listed in :class:`TrainResult`) and
+        Prepared dataset; rows with split ``train`` are trained on, ``val`` rows are scored each epoch.
+    seed
+        Model seed: weight initialisation, dropout, noise, the balancing draw and the shuffles.
+    model_config
+        Architecture; default ``ModelConfig(n_snps=dataset.n_snps)`` (the paper's genome-wide setting).
+    train_config
+        Recipe; default :class:`TrainConfig` (paper values).
+    null
+        Train a null model: the same recipe on a seeded permutation of the training rows' labels (applied
+        before balancing; validation labels are left as they are).
+    permute_seed
+        Seed of that permutation; defaults to ``seed`` for null models; must be ``None`` for real models.
+    checkpoint_dir
+        Folder for ``checkpoint.pt`` (model, optimiser, all RNG states, epoch, history), written
+        atomically every ``train_config.checkpoint_every`` epochs and after the last one. When it holds a
+        checkpoint of the same run, training continues from it and ends with the weights an
+        uninterrupted run would have (exactly so on CPU).
+    on_epoch_end
+        Called as ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint); may raise to stop.
+
+    Returns
+    -------
+    TrainResult
+        The network, its history, ``meta`` (reproducible facts, listed in :class:`TrainResult`) and
         ``info`` (run facts for ``train.json``).
-
- ``seed``, ``permute_seed``, ``permutation``
-        (null: the permutation of the training rows' labels, in the order of ``train_rows``; real:
-        ``None``), ``train_rows`` and ``val_rows`` (row indices into the prepared dataset), ``case_rows``,
-        ``n_train``, ``n_train_balanced``, ``balance`` (rule asked and used, class counts and case
-        shares before and after balancing), ``n_val``, ``n_snps``, ``model_config``, ``train_config``, and
-        what :func:`_keep_weights` returns: ``keep``, ``kept_epoch``, ``collapsed`` (the kept weights give
-        a constant validation output), ``collapse_epoch``, ``training_collapsed`` and
-        ``collapse_sd_tolerance``.
-
-        ``case_rows`` are the rows the attribution step averages over (docs/method.md §3): for a real model
-        every case (label 1) of the dataset, training and validation; for a null model the training
-        rows whose *permuted* label is 1 — as the authors' ``6_get_ig_sm_null_mas.py`` does (it reads the
-        null training matrix with its shuffled labels); validation rows keep their true labels in a null
-        model, so they are not "cases under permuted labels" and are left out.
 
     Raises
     ------
