@@ -677,14 +677,22 @@ def train_model(
         run.kernel.finish(run.model)
         meta.update(_keep_weights(run, train_config.keep))
 
+    return _result(run, meta, device=device, bf16=bf16, threads=train_config.threads,
+                   seconds=time.perf_counter() - started)
+
+
+def _result(run: _Run, meta: dict[str, Any], *, device: torch.device, bf16: bool, threads: int | None,
+            seconds: float) -> TrainResult:
+    """Assemble :class:`TrainResult` from a finished run: the model on the CPU, the history table, the
+    reproducible ``meta`` and the run facts (device, threads, kernel, resume point, wall time)."""
     info = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": train_config.threads or torch.get_num_threads(),
+        "threads": threads or torch.get_num_threads(),
         "bf16": bf16,
         "input_dropout_kernel": run.kernel.name,
         "resumed_from_epoch": run.start_epoch,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
     }
     frame = pd.DataFrame(run.history, columns=HISTORY_COLUMNS)
     frame["epoch"] = frame["epoch"].astype(int)
