@@ -178,6 +178,7 @@ def test_atomic__sigkill_mid_write_leaves_only_a_temporary_name(small_inputs, tm
         "def die(*a, **k): os.kill(os.getpid(), signal.SIGKILL)\n"
         "pandas.DataFrame.to_csv = die\n"  # model.pt is written, history.tsv never
         f"sys.argv = {argv!r}\n"
+        f"sys.path.insert(0, {str(BIN)!r})\n"  # as when the script runs: its folder is on sys.path
         f"runpy.run_path({str(BIN / 'annpal-train')!r}, run_name='__main__')\n"
     )
     proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=120)
