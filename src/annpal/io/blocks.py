@@ -11,6 +11,7 @@ matrix in place). Memory beyond the result is two block buffers, whatever the fo
 
 from __future__ import annotations
 
+import abc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ def fileset_paths(prefix: str | os.PathLike[str], extensions: tuple[str, ...]) -
     return tuple(Path(text + ext) for ext in extensions)
 
 
-class GenotypeSource:
+class GenotypeSource(abc.ABC):
     """One genotype input: tables plus block reads of A1 allele counts.
 
     Attributes
@@ -75,15 +76,15 @@ class GenotypeSource:
     def n_snps(self) -> int:
         return len(self.variants)
 
+    @abc.abstractmethod
     def read_block(self, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (``len(rows) × len(cols)`` int8, F-ordered) with A1 counts.
 
         ``rows`` are increasing sample indices, ``cols`` increasing variant indices (the driver sorts
         them, so sequential formats never seek backwards within one pass).
         """
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a deliberate no-op default, not an abstract hook)
         """Release open files and temporary files (no-op by default)."""
 
     def __enter__(self) -> GenotypeSource:
