@@ -49,9 +49,11 @@ def make_genotypes(n_samples: int, n_snps: int, *, seed: int = 0, ld_block: int 
 
 
 def make_prepared(path: Path, *, n_samples: int = 400, n_snps: int = 300, n_chrom: int = 2,
-                  causal: tuple[int, ...] = (10, 150), seed: int = 0, n_val_per_class: int = 40
-                  ) -> PreparedDataset:
-    """Write a small prepared dataset with a real signal at ``causal`` SNP indices into ``path``."""
+                  causal: tuple[int, ...] = (10, 150), seed: int = 0, n_val_per_class: int = 40,
+                  trait_type: str = "binary") -> PreparedDataset:
+    """Write a small prepared dataset with a real signal at ``causal`` SNP indices into ``path``
+    (``trait_type="quantitative"``: the score itself is the trait, ``2 · n_val_per_class`` random
+    validation samples)."""
     rng = np.random.default_rng(seed)
     g = make_genotypes(n_samples, n_snps, seed=seed)
     score = sum(1.5 * g[:, c].astype(float) for c in causal) + rng.normal(0, 1, n_samples)
@@ -60,6 +62,10 @@ def make_prepared(path: Path, *, n_samples: int = 400, n_snps: int = 300, n_chro
     for cls in (0, 1):
         idx = rng.permutation(np.flatnonzero(label == cls))[:n_val_per_class]
         split[idx] = "val"
+    qc = {"synthetic": True, "causal": list(causal)}
+    if trait_type == "quantitative":
+        label = score
+        qc["phenotype"] = {"trait_type": "quantitative"}
     samples = pd.DataFrame({"FID": [f"F{i}" for i in range(n_samples)],
                             "IID": [f"I{i}" for i in range(n_samples)], "label": label, "split": split})
     per = int(np.ceil(n_snps / n_chrom))
@@ -70,7 +76,7 @@ def make_prepared(path: Path, *, n_samples: int = 400, n_snps: int = 300, n_chro
                              "SNP": [f"rs{1000 + i}" for i in range(n_snps)], "A1": "A", "A2": "G",
                              "MAF": np.minimum(af, 1 - af), "MISSING": 0.0})
     ds = PreparedDataset(genotypes=g, samples=samples, variants=variants,
-                         qc={"synthetic": True, "causal": list(causal)})
+                         qc=qc)
     path.mkdir(parents=True, exist_ok=True)
     write_prepared(path, ds)
     return ds

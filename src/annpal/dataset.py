@@ -24,6 +24,8 @@ from annpal.prepared import PreparedDataset, create_genotypes_npy, shrink_genoty
 
 log = logging.getLogger(__name__)
 
+#: Trait types (``--trait-type``): case/control or quantitative; never guessed from the values.
+TRAIT_TYPES = ("binary", "quantitative")
 #: Tokens read as a missing phenotype in the fam or a phenotype TSV (0 too, under 1/2 coding).
 MISSING_TOKENS = frozenset({"-9", "-9.0", "na", "nan", "", ".", "none", "null"})
 #: Paper's validation set (docs/method.md §1): 150 cases and 150 controls.
@@ -90,8 +92,8 @@ def parse_binary_phenotype(values: pd.Series, *, source: str) -> tuple[np.ndarra
     if bad.any():
         examples = ", ".join(repr(v) for v in pd.unique(text[bad])[:3])
         raise InputError(
-            f"{source}: non-binary phenotype values ({examples}); recode the trait as 0/1 (control/case) "
-            f"or PLINK 1/2, with -9 or NA for missing"
+            f"{source}: non-binary phenotype values ({examples}); for a quantitative trait pass --trait-type "
+            f"quantitative, else recode the trait as 0/1 (control/case) or PLINK 1/2, with -9 or NA for missing"
         )
     present = set(numeric[~missing].tolist())
     labels = np.full(len(text), np.nan)
@@ -108,6 +110,59 @@ def parse_binary_phenotype(values: pd.Series, *, source: str) -> tuple[np.ndarra
         labels[numeric == 0.0] = 0.0
         labels[numeric == 1.0] = 1.0
     return labels, coding, n_zero_missing
+
+
+def parse_quantitative_phenotype(values: pd.Series, *, source: str) -> np.ndarray:
+    """Trait values of a quantitative phenotype (``--trait-type quantitative``; docs/method.md §1).
+
+    Every non-missing value must be a finite number. ``-9`` is read as missing, as PLINK does for
+    quantitative phenotypes too (with ``NA``, ``nan``, ``.`` and empty). A trait that looks binary (only
+    values from {0, 1, 2}: both case/control codings) or has fewer than 3 distinct values is refused
+    rather than guessed: the user says which it is.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 values, NaN where missing.
+
+    Raises
+    ------
+    InputError
+        Text or non-finite values, a binary-looking trait, or fewer than 3 distinct values.
+    """
+    text = values.astype(str).str.strip()
+    missing = text.str.lower().isin(MISSING_TOKENS).to_numpy()
+    numeric = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~missing & ~np.isfinite(numeric)
+    if bad.any():
+        examples = ", ".join(repr(v) for v in pd.unique(text[bad])[:3])
+        raise InputError(f"{source}: non-numeric phenotype values ({examples}); a quantitative trait needs "
+                         f"numbers, with -9 or NA for missing")
+    present = np.unique(numeric[~missing])
+    if present.size and np.isin(present, [0.0, 1.0, 2.0]).all():
+        raise InputError(
+            f"{source}: only the values {', '.join(f'{v:g}' for v in present)}, a case/control coding; pass "
+            f"--trait-type binary (a quantitative trait coded only with 0/1/2 is refused as ambiguous)")
+    if present.size < 3:
+        raise InputError(f"{source}: {present.size} distinct phenotype values; a quantitative trait needs at "
+                         f"least 3 (for a case/control trait pass --trait-type binary)")
+    return np.where(missing, np.nan, numeric)
+
+
+def parse_phenotype(values: pd.Series, *, source: str, trait_type: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Phenotype values of ``trait_type`` (:data:`TRAIT_TYPES`) and what ``qc.json`` records about them.
+
+    Raises
+    ------
+    InputError
+        An unknown trait type, or values that do not fit it (the message names the option to pass).
+    """
+    if trait_type == "binary":
+        labels, coding, zeros = parse_binary_phenotype(values, source=source)
+        return labels, {"trait_type": trait_type, "coding": coding, "n_zero_read_as_missing": zeros}
+    if trait_type == "quantitative":
+        return parse_quantitative_phenotype(values, source=source), {"trait_type": trait_type, "coding": "numeric"}
+    raise InputError(f"--trait-type {trait_type}: unknown; use one of {', '.join(TRAIT_TYPES)}")
 
 
 def _read_pheno_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -136,8 +191,12 @@ def load_phenotype(
     fam_path: str | os.PathLike[str] = "fam",
     pheno_path: str | os.PathLike[str] | None = None,
     pheno_col: str | None = None,
+    trait_type: str = "binary",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Labels for every .fam row (NaN where missing or absent) from the fam or a phenotype TSV.
+
+    ``trait_type`` (:data:`TRAIT_TYPES`) says how the values are read (:func:`parse_phenotype`): 0/1 or
+    1/2 case/control labels, or the numbers of a quantitative trait.
 
     A TSV has columns ``FID IID <trait> ...`` with a header (``FID IID`` first) or, PLINK style,
     without one (columns then named ``P1 P2 ...``). Samples are matched on the (FID, IID) pair.
@@ -161,11 +220,12 @@ def load_phenotype(
             f"(e.g. plink --bfile PREFIX --remove dups.txt --make-bed)"
         )
     if pheno_path is None:
-        labels, coding, zeros = parse_binary_phenotype(fam["PHENO"], source=f"{fam_path} (column 6)")
-        info = {"source": "fam", "column": "PHENO", "coding": coding, "n_zero_read_as_missing": zeros}
+        labels, parsed = parse_phenotype(fam["PHENO"], source=f"{fam_path} (column 6)", trait_type=trait_type)
+        info = {"source": "fam", "column": "PHENO", **parsed}
         if np.isnan(labels).all():
             raise InputError(
-                f"{fam_path}: no case/control phenotype in column 6 (all missing); give one with "
+                f"{fam_path}: no {'case/control' if trait_type == 'binary' else 'quantitative'} phenotype in "
+                f"column 6 (all missing); give one with "
                 f"--pheno FILE.tsv (columns FID IID <trait>), e.g. from annpal-simulate"
             )
         return labels, info
@@ -196,12 +256,13 @@ def load_phenotype(
             f"{pheno_path}: none of its {len(table)} (FID, IID) pairs is in {fam_path}{hint}; "
             f"the first two columns must be the fam's FID and IID"
         )
-    values, coding, zeros = parse_binary_phenotype(table[pheno_col], source=f"{pheno_path} column {pheno_col}")
+    values, parsed = parse_phenotype(table[pheno_col], source=f"{pheno_path} column {pheno_col}",
+                                     trait_type=trait_type)
     lookup = pd.Series(values, index=key.to_numpy())
     labels = fam_key.map(lookup).to_numpy(dtype=np.float64)
     info = {
-        "source": "tsv", "file": os.path.basename(str(pheno_path)), "column": pheno_col, "coding": coding,
-        "n_zero_read_as_missing": zeros, "n_pheno_rows": len(table),
+        "source": "tsv", "file": os.path.basename(str(pheno_path)), "column": pheno_col, **parsed,
+        "n_pheno_rows": len(table),
         "n_fam_samples_without_pheno_row": int((~fam_key.isin(set(key))).sum()),
         "n_pheno_rows_not_in_fam": int((~in_fam).sum()),
     }
@@ -222,33 +283,112 @@ def check_both_classes(labels: np.ndarray, *, source: str) -> None:
         )
 
 
+def check_trait_values(labels: np.ndarray, *, source: str, trait_type: str) -> None:
+    """Binary: both classes present (:func:`check_both_classes`); quantitative: the values vary."""
+    if trait_type != "quantitative":
+        check_both_classes(labels, source=source)
+    elif np.unique(labels).size < 2:
+        raise InputError(f"{source}: the quantitative trait has a single value among samples with a phenotype; "
+                         f"check the phenotype column")
+
+
+def trait_summary(labels: np.ndarray, *, trait_type: str) -> dict[str, Any]:
+    """Counts for ``qc.json``: cases and controls, or the mean, SD, minimum and maximum of the trait."""
+    labels = np.asarray(labels)
+    out: dict[str, Any] = {"n_kept": int(labels.size)}
+    if trait_type == "quantitative":
+        out.update(trait_mean=float(labels.mean()), trait_sd=float(labels.std(ddof=1)) if labels.size > 1 else 0.0,
+                   trait_min=float(labels.min()), trait_max=float(labels.max()))
+    else:
+        out.update(n_cases=int((labels == 1).sum()), n_controls=int((labels == 0).sum()))
+    return out
+
+
 def check_training_size(split_info: dict[str, Any], *, minimum: int, allow_few: bool = False,
                         source: str) -> None:
     """Refuse fewer than ``minimum`` training samples of either class (:data:`MIN_TRAIN_PER_CLASS`).
 
-    ``split_info`` is the info of :func:`validation_split`. With ``allow_few`` (``--allow-few-samples``)
-    a shortfall is only logged as a warning.
+    ``split_info`` is the info of :func:`validation_split`, or of :func:`random_validation_split` for a
+    quantitative trait (then at least ``2 · minimum`` training samples). With ``allow_few``
+    (``--allow-few-samples``) a shortfall is only logged as a warning.
 
     Raises
     ------
     InputError
         A class has fewer than ``minimum`` training samples and ``allow_few`` is not set.
     """
-    for name, option in (("cases", "--val-cases"), ("controls", "--val-controls")):
+    if "n_train_samples" in split_info:  # quantitative trait: one group, twice the per-class minimum
+        groups = [("samples", "--val-cases + --val-controls", 2 * minimum, f"{2 * minimum} samples")]
+    else:
+        groups = [(name, option, minimum, f"{minimum} of each class")
+                  for name, option in (("cases", "--val-cases"), ("controls", "--val-controls"))]
+    for name, option, least, need in groups:
         n_train, n_val = split_info[f"n_train_{name}"], split_info[f"n_val_{name}"]
-        if n_train >= minimum:
+        if n_train >= least:
             continue
         if allow_few:
             log.warning("only %d training %s (minimum %d), accepted because of --allow-few-samples: PAL and "
-                        "P-values from so few samples are not evidence of association", n_train, name, minimum)
+                        "P-values from so few samples are not evidence of association", n_train, name, least)
             continue
         total = n_train + n_val
-        fix = (f"lower {option} to {total - minimum} or less, add samples" if total > minimum else "add samples")
+        fix = (f"lower {option} to {total - least} or less, add samples" if total > least else "add samples")
         raise InputError(
             f"{source}: {n_train} training {name} after holding out {n_val} for validation; annpal needs at "
-            f"least {minimum} of each class to train networks whose attributions mean anything; {fix}, or "
+            f"least {need} to train networks whose attributions mean anything; {fix}, or "
             f"pass --allow-few-samples (expert override)"
         )
+
+
+def random_validation_split(n_samples: int, *, n_val: int, seed: int, strict: bool = False, warn: bool = True
+                            ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Seeded validation set of a quantitative trait: ``n_val`` samples drawn at random (docs/method.md §1).
+
+    A quantitative trait has no classes to stratify on; the pipeline asks for ``--val-cases +
+    --val-controls`` samples (the paper's 300). At most half the samples (rounded down) are taken; a
+    larger request is capped with a warning, or refused when ``strict``.
+
+    Returns
+    -------
+    is_val, info
+        Boolean mask of validation samples and a dict with requested and used counts
+        (``n_val_samples``, ``n_train_samples``).
+
+    Raises
+    ------
+    InputError
+        Fewer than 2 samples, ``n_val`` below 1, or a strict request above the cap.
+    """
+    option = "--val-cases + --val-controls"
+    cap = n_samples // 2
+    if n_val < 1:
+        raise InputError(f"{option} {n_val}: the validation set needs at least 1 sample; use 1 or more")
+    if cap < 1:
+        raise InputError(f"too few samples for a validation split ({n_samples}); at least 2 are needed, add samples")
+    if n_val > cap:
+        if strict:
+            raise InputError(f"{option} {n_val}: too few samples for the validation split, the data have "
+                             f"{n_samples} and at least half must stay in training; lower the sum to {cap} or less")
+        if warn:
+            log.warning("validation samples capped at %d (asked %d; %d samples, half stay in training)",
+                        cap, n_val, n_samples)
+    used = min(n_val, cap)
+    is_val = np.zeros(n_samples, dtype=bool)
+    is_val[np.random.default_rng(seed).permutation(n_samples)[:used]] = True
+    info = {"seed": seed, "n_val_samples_requested": int(n_val), "n_val_samples": int(used),
+            "n_train_samples": int(n_samples - used), "capped": bool(used < n_val)}
+    return is_val, info
+
+
+def split_samples(labels: np.ndarray, *, trait_type: str, n_val_cases: int, n_val_controls: int, seed: int,
+                  strict: tuple[bool, bool] = (False, False), warn: bool = True
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The validation split of ``trait_type``: :func:`validation_split` per class for a binary trait,
+    :func:`random_validation_split` of ``n_val_cases + n_val_controls`` samples for a quantitative one."""
+    if trait_type == "quantitative":
+        return random_validation_split(len(labels), n_val=n_val_cases + n_val_controls, seed=seed,
+                                       strict=any(strict), warn=warn)
+    return validation_split(labels, n_val_cases=n_val_cases, n_val_controls=n_val_controls, seed=seed,
+                            strict=strict, warn=warn)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,23 +682,25 @@ def adopt_family_ids(samples: pd.DataFrame, pheno_path: str | os.PathLike[str], 
     return samples.assign(FID=fid.fillna(samples["IID"]).to_numpy())
 
 
-def _phenotype_of(source: GenotypeSource, pheno: str | os.PathLike[str] | None, pheno_col: str | None
-                  ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], str]:
+def _phenotype_of(source: GenotypeSource, pheno: str | os.PathLike[str] | None, pheno_col: str | None,
+                  trait_type: str) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], str]:
     """Samples (with FIDs), labels for every sample, phenotype counts, and the name used in messages."""
     samples = source.samples
     if pheno is None and samples["PHENO"].isna().all():
         why = {"pfile": "no PHENO1 column", "bgen": "no phenotype is read from BGEN or .sample files"}
         raise InputError(
-            f"{source.sample_file}: {why.get(source.format, 'a VCF carries no phenotype')}; give the case/control "
+            f"{source.sample_file}: {why.get(source.format, 'a VCF carries no phenotype')}; give the "
             f"trait with --pheno FILE.tsv (columns FID IID <trait>)")
     if pheno is not None and not source.has_family_ids:
         samples = adopt_family_ids(samples, pheno, genotype_file=str(source.path))
-    labels_all, info = load_phenotype(samples, fam_path=source.sample_file, pheno_path=pheno, pheno_col=pheno_col)
+    labels_all, info = load_phenotype(samples, fam_path=source.sample_file, pheno_path=pheno, pheno_col=pheno_col,
+                                      trait_type=trait_type)
     return samples, labels_all, info, str(pheno if pheno is not None else source.sample_file)
 
 
 def _sample_qc(source: GenotypeSource, qc: QCOptions, stats: GenotypeBlockStats, sample_rows: np.ndarray,
-               snp_rows: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+               snp_rows: np.ndarray, labels: np.ndarray, name: str, trait_type: str
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Samples kept by ``--max-sample-missing``; the SNP statistics are corrected in place to the kept ones."""
     keep = np.ones(len(sample_rows), dtype=bool)
     if qc.max_sample_missing is not None:
@@ -575,7 +717,7 @@ def _sample_qc(source: GenotypeSource, qc: QCOptions, stats: GenotypeBlockStats,
     labels = labels[keep]
     if not len(labels):
         raise InputError(f"--max-sample-missing {qc.max_sample_missing}: removes every sample; raise it")
-    check_both_classes(labels, source=f"{name} after --max-sample-missing")
+    check_trait_values(labels, source=f"{name} after --max-sample-missing", trait_type=trait_type)
     return keep, labels
 
 
@@ -619,6 +761,7 @@ def prepare_dataset(
     genotypes_path: str | os.PathLike[str] | None = None,
     min_train_per_class: int = MIN_TRAIN_PER_CLASS,
     allow_few_samples: bool = False,
+    trait_type: str = "binary",
 ) -> PreparedDataset:
     """Build the prepared dataset from genotypes (any :mod:`annpal.io` reader) and a phenotype.
 
@@ -636,6 +779,9 @@ def prepare_dataset(
     min_train_per_class, allow_few_samples
         Refuse fewer training samples of a class than this (:func:`check_training_size`; checked before
         the genotypes are read and again after sample QC), unless ``allow_few_samples``.
+    trait_type
+        ``binary`` (0/1 or 1/2 case/control) or ``quantitative`` (:func:`parse_phenotype`); recorded in
+        ``qc.json`` (``phenotype.trait_type``), from where every later step reads it.
 
     Raises
     ------
@@ -643,7 +789,7 @@ def prepare_dataset(
         Any bad input (see the readers in :mod:`annpal.io`, :func:`load_phenotype`,
         :func:`validation_split`), fewer than 2 SNPs left after QC, or too few training samples.
     """
-    size = {"minimum": min_train_per_class, "allow_few": allow_few_samples}
+    size = {"minimum": min_train_per_class, "allow_few": allow_few_samples, "trait_type": trait_type}
     if isinstance(genotypes, GenotypeSource):
         return _prepare(genotypes, pheno=pheno, pheno_col=pheno_col, qc=qc, n_val=(n_val_cases, n_val_controls),
                         split_seed=split_seed, strict_split=strict_split, genotypes_path=genotypes_path, size=size)
@@ -654,15 +800,18 @@ def prepare_dataset(
 
 def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: tuple[int, int], split_seed: int,
              strict_split: tuple[bool, bool], genotypes_path, size: dict[str, Any]) -> PreparedDataset:
-    samples_all, labels_all, pheno_info, name = _phenotype_of(source, pheno, pheno_col)
+    trait_type = size["trait_type"]
+    samples_all, labels_all, pheno_info, name = _phenotype_of(source, pheno, pheno_col, trait_type)
     has_pheno = ~np.isnan(labels_all)
     pheno_info["n_samples_without_phenotype"] = int((~has_pheno).sum())
     sample_rows = np.flatnonzero(has_pheno)
-    labels = labels_all[sample_rows].astype(np.int8)
-    check_both_classes(labels, source=name)
-    split = {"n_val_cases": n_val[0], "n_val_controls": n_val[1], "seed": split_seed, "strict": strict_split}
+    labels = labels_all[sample_rows]
+    labels = labels if trait_type == "quantitative" else labels.astype(np.int8)
+    check_trait_values(labels, source=name, trait_type=trait_type)
+    split = {"n_val_cases": n_val[0], "n_val_controls": n_val[1], "seed": split_seed, "strict": strict_split,
+             "trait_type": trait_type}
     # Fail before the long read if the split cannot work (sample QC can only lower the counts).
-    _, pre_split = validation_split(labels, **split, warn=False)
+    _, pre_split = split_samples(labels, **split, warn=False)
     if not size["allow_few"]:
         check_training_size(pre_split, minimum=size["minimum"], source=name)
 
@@ -675,7 +824,7 @@ def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: 
     out = None if genotypes_path is None else create_genotypes_npy(genotypes_path, (len(sample_rows), len(snp_rows)))
     genotypes, stats = stream_genotypes(source, sample_index=sample_rows, snp_index=snp_rows, out=out,
                                         sample_missing=qc.max_sample_missing is not None)
-    keep_samples, labels = _sample_qc(source, qc, stats, sample_rows, snp_rows, labels, name)
+    keep_samples, labels = _sample_qc(source, qc, stats, sample_rows, snp_rows, labels, name, trait_type)
     snp = snp_statistics(stats.snp_missing, stats.snp_sum, stats.snp_hom, n_samples=int(keep_samples.sum()))
     keep_snps, removed_counts = _snp_qc(qc, snp, variant_file=variant_file)
 
@@ -685,7 +834,7 @@ def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: 
         del genotypes, out  # close the writable map before cutting the file to the kept rows and columns
         genotypes = shrink_genotypes_npy(genotypes_path, shape)
     n_missing = int(stats.snp_missing[keep_snps].sum())
-    is_val, split_info = validation_split(labels, **split)
+    is_val, split_info = split_samples(labels, **split)
     check_training_size(split_info, minimum=size["minimum"], allow_few=size["allow_few"], source=name)
     split_info.update(min_train_per_class=size["minimum"], allow_few_samples=size["allow_few"])
 
@@ -704,10 +853,8 @@ def _prepare(source: GenotypeSource, *, pheno, pheno_col, qc: QCOptions, n_val: 
                   "n_samples": source.n_samples, "n_variants": source.n_snps},
         "options": asdict(qc),
         "phenotype": pheno_info,
-        "samples": {
-            "n_with_phenotype": len(sample_rows), "removed_sample_missing_rate": int((~keep_samples).sum()),
-            "n_kept": len(labels), "n_cases": int(labels.sum()), "n_controls": int((labels == 0).sum()),
-        },
+        "samples": {"n_with_phenotype": len(sample_rows), "removed_sample_missing_rate": int((~keep_samples).sum()),
+                    **trait_summary(labels, trait_type=trait_type)},
         "variants": {**variant_info, "n_candidates": len(snp_rows), "removed": removed_counts,
                      "n_kept": int(keep_snps.sum())},
         "missing_calls": {"n_set_to_zero": n_missing, "rate": n_missing / n_cells if n_cells else 0.0},
@@ -738,7 +885,9 @@ ENCODING = {
 
 
 __all__ = [
-    "AUTO_CASE_SHARE", "BALANCE_RULES", "MIN_TRAIN_PER_CLASS", "QCOptions", "balance_summary",
+    "AUTO_CASE_SHARE", "BALANCE_RULES", "MIN_TRAIN_PER_CLASS", "QCOptions", "TRAIT_TYPES", "balance_summary",
+    "check_trait_values", "parse_phenotype", "parse_quantitative_phenotype", "random_validation_split",
+    "split_samples", "trait_summary",
     "balanced_training_index", "check_both_classes", "check_training_size", "paper_case_share", "resolve_balance_rule", "load_phenotype",
     "parse_binary_phenotype", "adopt_family_ids", "prepare_dataset", "select_variants", "snp_statistics", "validation_split",
 ]

@@ -5,8 +5,8 @@ A folder holding
 ``genotypes.npy``
     int8, samples × SNPs, C order, values −1/0/1 (A1 count − 1; missing → 0), memory-mappable.
 ``samples.tsv``
-    ``FID IID label split`` — label 1 = case, 0 = control; split ``train`` or ``val``; row order = rows
-    of the matrix.
+    ``FID IID label split`` — label 1 = case, 0 = control (a quantitative trait: its value); split
+    ``train`` or ``val``; row order = rows of the matrix.
 ``variants.tsv``
     ``index CHR BP SNP A1 A2 MAF MISSING`` — one row per column of the matrix, sorted by chromosome
     and position; ``CHR`` is an integer for autosomes (1-22), ``X``/``Y``/``MT`` as text otherwise.
@@ -50,9 +50,19 @@ class PreparedDataset:
     path: Path | None = None
 
     @property
+    def trait_type(self) -> str:
+        """``binary`` or ``quantitative``, as annpal-prepare read the phenotype (``qc.json``; datasets
+        written before trait types existed are binary)."""
+        return str(self.qc.get("phenotype", {}).get("trait_type", "binary"))
+
+    @property
+    def quantitative(self) -> bool:
+        return self.trait_type == "quantitative"
+
+    @property
     def labels(self) -> np.ndarray:
-        """Case (1) / control (0) per sample, int8."""
-        return self.samples["label"].to_numpy(dtype=np.int8)
+        """Case (1) / control (0) per sample as int8; for a quantitative trait its values as float64."""
+        return self.samples["label"].to_numpy(dtype=np.float64 if self.quantitative else np.int8)
 
     @property
     def train_mask(self) -> np.ndarray:

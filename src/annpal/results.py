@@ -137,8 +137,9 @@ GENOTYPES = Array("genotypes", "genotypes.npy", "prepared", "annpal-prepare",
                   "int8 samples × SNPs, C order, −1/0/1 (A1 count − 1; missing → 0), memory-mappable",
                   ndim=2, kind="i")
 SAMPLES = Table("samples", "samples.tsv", "prepared", "annpal-prepare",
-                "one row per matrix row: label 1 = case, 0 = control; split train or val",
-                columns=_cols("FID:str IID:str label:int split:str"))
+                "one row per matrix row: label 1 = case, 0 = control (quantitative trait: its value, "
+                "qc.json phenotype.trait_type); split train or val",
+                columns=_cols("FID:str IID:str label:float split:str"))
 VARIANTS = Table("variants", "variants.tsv", "prepared", "annpal-prepare",
                  "one row per matrix column, sorted by chromosome (annpal.genome order) and position",
                  columns=_cols("index:int CHR:str BP:int SNP:str A1:str A2:str MAF:float MISSING:float"),
@@ -148,8 +149,8 @@ QC = Record("qc", "qc.json", "prepared", "annpal-prepare",
 
 # Simulation (annpal-simulate).
 PHENOTYPE = Table("phenotype", "phenotype.tsv", "simulation", "annpal-simulate",
-                  "simulated case/control status (0/1) per sample",
-                  columns=_cols("FID:str IID:str phenotype:int"))
+                  "simulated case/control status (0/1) per sample, or the trait value (--trait-type quantitative)",
+                  columns=_cols("FID:str IID:str phenotype:float"))
 SIMULATE_RECORD = Record("simulate_record", "simulate.json", "simulation", "annpal-simulate",
                          "simulation parameters, realised variances, case count", keys=("seed", "n_causal"))
 TRUTH = Table("truth", "truth.tsv", "simulation", "annpal-simulate",
@@ -158,10 +159,12 @@ TRUTH = Table("truth", "truth.tsv", "simulation", "annpal-simulate",
 
 # Training (annpal-train), one folder per model.
 HISTORY = Table("history", "history.tsv", "train", "annpal-train",
-                "one row per epoch: losses, validation AUC, SD of the validation outputs, share of dead "
+                "one row per epoch: losses (binary cross-entropy; quantitative trait: mean squared error on "
+                "the standardised trait), validation AUC (binary; NA for a quantitative trait), validation R² "
+                "(quantitative; NA for a binary trait), SD of the validation outputs, share of dead "
                 "first-layer units on the validation set (collapse measures, docs/training.md), wall seconds",
-                columns=_cols("epoch:int train_loss:float val_loss:float val_auc:float val_output_sd:float "
-                              "val_dead_fraction:float seconds:float"),
+                columns=_cols("epoch:int train_loss:float val_loss:float val_auc:float val_r2:float "
+                              "val_output_sd:float val_dead_fraction:float seconds:float"),
                 float_format="%.8g")
 TRAIN_RECORD = Record("train_record", "train.json", "train", "annpal-train",
                       "recipe, seeds, hidden sizes, device, timings and warnings of one trained model",
@@ -217,7 +220,8 @@ NULL_FIT_RECORD = Record(
 
 # Linear comparator (annpal-gwas).
 GWAS = Table("gwas", "gwas.tsv", "gwas", "annpal-gwas",
-             "per-SNP logistic regression; p_value is text so P < 1e-308 is never written 0",
+             "per-SNP logistic regression (binary trait) or linear regression (quantitative: z holds the OLS t "
+             "statistic, beta the effect per A1 allele); p_value is text so P < 1e-308 is never written 0",
              columns=_cols("index:int CHR:str BP:int SNP:str A1:str A2:str beta:float se:float z:float "
                            "p_value:str neg_log10_p:float af:float n:int status:str"))
 PCS = Table("pcs", "pcs.tsv", "gwas", "annpal-gwas",

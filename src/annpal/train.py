@@ -6,6 +6,11 @@ binary cross-entropy, ``Adam(lr, weight_decay)``, and every batch
 * labels ``y ← clamp(y − ε, 0, 1)``, ``ε ~ N(0, label_noise)`` per sample;
 * inputs ``x ← x − ξ``, ``ξ ~ N(0, input_noise)`` per element (before the network's input dropout).
 
+Quantitative traits (``--trait-type quantitative`` at PREPARE; the network's ``output="linear"``): the
+trait is standardised with the training rows' mean and SD, the loss is the mean squared error, the label
+noise is applied the same way but not clamped (a standardised trait has no [0, 1] range), the training
+rows are used once each (no classes to balance), and validation reports R² instead of AUC.
+
 The training rows are balanced once per seed (:func:`annpal.dataset.balanced_training_index`: every case
 twice, a seeded half of the controls) and that index is reshuffled every epoch. After each epoch the
 whole validation set is scored in eval mode without noise: validation loss and AUC.
@@ -64,13 +69,14 @@ from annpal.dataset import BALANCE_RULES, balance_summary, balanced_training_ind
 from annpal.device import resolve_device
 from annpal.errors import InputError
 from annpal.input_dropout import KERNEL_CHOICES, BatchKernel, make_input_kernel, resolve_input_kernel
-from annpal.model import FIRST_LINEAR, AnnClassifier, ModelConfig
+from annpal.model import FIRST_LINEAR, OUTPUT_OF_TRAIT, AnnClassifier, ModelConfig
 from annpal.prepared import PreparedDataset
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_output_sd", "val_dead_fraction", "seconds"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_r2", "val_output_sd", "val_dead_fraction",
+                   "seconds"]
 #: Which weights a run returns (``--keep``): the last epoch's (paper) or the lowest validation loss's.
 KEEP_CHOICES = ("last", "best_val_loss")
 #: Rows of the validation matrix scored at once (bounds the float32 copy on the device).
@@ -206,6 +212,22 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
+def r_squared(values: np.ndarray, predictions: np.ndarray) -> float:
+    """Coefficient of determination of ``predictions`` on held-out ``values``: ``1 − SS_res / SS_tot``.
+
+    ``SS_res = Σ (y − ŷ)²`` and ``SS_tot = Σ (y − ȳ)²`` around the held-out mean, so a constant
+    prediction at that mean scores 0 and a worse one below 0 (it is not the square of a correlation).
+    Unchanged when ``values`` and ``predictions`` undergo the same affine map (training works on the
+    standardised trait). NaN without values or when they do not vary.
+    """
+    y = np.asarray(values, dtype=np.float64).ravel()
+    f = np.asarray(predictions, dtype=np.float64).ravel()
+    ss_tot = float(np.sum((y - y.mean()) ** 2)) if y.size else 0.0
+    if ss_tot == 0.0:
+        return math.nan
+    return 1.0 - float(np.sum((y - f) ** 2)) / ss_tot
+
+
 def permute_training_labels(labels: np.ndarray, *, permute_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A null model's labels: a seeded permutation of the training rows' labels (docs/method.md §2).
 
@@ -264,13 +286,23 @@ def dataset_digest(dataset: PreparedDataset, *, chunk_rows: int = 256) -> str:
     return h.hexdigest()
 
 
+def covariate_digest(covariates: np.ndarray | None) -> str | None:
+    """SHA-256 of the covariate matrix (float64, C order) the network is trained with; ``None`` without."""
+    if covariates is None:
+        return None
+    values = np.ascontiguousarray(covariates, dtype=np.float64)
+    return hashlib.sha256(repr(values.shape).encode() + values.tobytes()).hexdigest()
+
+
 def _fingerprint(*, seed: int, null: bool, permute_seed: int | None, model_config: ModelConfig,
-                 train_config: TrainConfig, dataset: PreparedDataset, device: torch.device) -> str:
+                 train_config: TrainConfig, dataset: PreparedDataset, device: torch.device,
+                 covariates: np.ndarray | None = None) -> str:
     return json.dumps({
         "seed": seed, "null": null, "permute_seed": permute_seed,
         "model": asdict(model_config), "recipe": train_config.recipe(),
         "shape": [dataset.n_samples, dataset.n_snps], "n_train": int(dataset.train_mask.sum()),
         "data": dataset_digest(dataset), "device_type": device.type,
+        "covariates": covariate_digest(covariates),
         # the kernels draw different random numbers: a checkpoint of one never continues the other
         "input_kernel": resolve_input_kernel(train_config.input_dropout_kernel, model_config.input_dropout),
     }, sort_keys=True, default=str)
@@ -283,7 +315,7 @@ def checkpoint_subdir(root: str | os.PathLike[str], **fingerprint_inputs: Any) -
     This is what the pipeline uses: a TRAIN task that is killed and retried (new work folder) or
     re-run with ``-resume`` finds its own checkpoint under a stable root, and runs that differ in any
     input can never pick up each other's checkpoints. Keyword arguments are those of the fingerprint:
-    ``seed, null, permute_seed, model_config, train_config, dataset, device``.
+    ``seed, null, permute_seed, model_config, train_config, dataset, device`` and ``covariates``.
     """
     digest = hashlib.sha256(_fingerprint(**fingerprint_inputs).encode()).hexdigest()[:20]
     return Path(root) / digest
@@ -327,13 +359,18 @@ class _Rows:
     balanced: np.ndarray
     case_rows: np.ndarray
     balance: dict[str, Any]
+    #: quantitative trait: the training rows' mean and SD, which standardise every label; (0, 1) binary
+    scale: tuple[float, float] = (0.0, 1.0)
 
 
 def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_seed: int | None,
                  balance: str = "auto") -> _Rows:
     """Training and validation rows, the (permuted, for a null model) training labels and the balanced
-    index; input errors when a split is empty or a class is missing."""
-    labels = dataset.labels.astype(np.int64)
+    index; input errors when a split is empty or a class is missing.
+
+    A quantitative trait (:func:`_quantitative_rows`) has no classes: no balancing, and every sample is
+    attributed."""
+    labels = dataset.labels if dataset.quantitative else dataset.labels.astype(np.int64)
     train_rows = np.flatnonzero(dataset.train_mask)
     val_rows = np.flatnonzero(dataset.val_mask)
     if train_rows.size == 0:
@@ -342,6 +379,9 @@ def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_see
     permutation = None
     if null:
         permutation, train_labels = permute_training_labels(train_labels, permute_seed=permute_seed)
+    if dataset.quantitative:
+        return _quantitative_rows(dataset, train_rows, val_rows, train_labels, permutation, null=null,
+                                  balance=balance)
     if train_labels.min() == train_labels.max():
         raise InputError(f"{dataset.path or 'dataset'}: the training rows hold only one class; both cases "
                          "and controls are needed")
@@ -351,6 +391,25 @@ def _select_rows(dataset: PreparedDataset, *, seed: int, null: bool, permute_see
     case_rows = np.flatnonzero(labels == 1) if not null else train_rows[train_labels == 1]
     return _Rows(train_rows, val_rows, train_labels, permutation, balanced, case_rows,
                  balance_summary(train_labels, balanced, rule=balance))
+
+
+def _quantitative_rows(dataset: PreparedDataset, train_rows: np.ndarray, val_rows: np.ndarray,
+                       train_labels: np.ndarray, permutation: np.ndarray | None, *, null: bool, balance: str
+                       ) -> _Rows:
+    """:class:`_Rows` of a quantitative trait: every training row once; attribution rows are every sample
+    (real model) or every training row (null model: its permuted values); the training rows' mean and SD
+    to standardise the trait."""
+    if balance not in ("auto", "none"):
+        raise InputError(f"--balance {balance}: class balancing needs a case/control trait; use --balance auto "
+                         "or none with a quantitative trait")
+    sd = float(np.std(train_labels))
+    if not sd > 0:
+        raise InputError(f"{dataset.path or 'dataset'}: the quantitative trait is constant over the training rows")
+    balanced = np.arange(train_rows.size, dtype=np.int64)
+    attributed = train_rows if null else np.arange(dataset.n_samples, dtype=np.int64)
+    summary = {"rule": balance, "rule_used": "none", "trait_type": "quantitative", "n_train": int(train_rows.size)}
+    return _Rows(train_rows, val_rows, train_labels, permutation, balanced, attributed, summary,
+                 scale=(float(np.mean(train_labels)), sd))
 
 
 def _run_meta(rows: _Rows, *, seed: int, null: bool, permute_seed: int | None, n_snps: int,
@@ -364,6 +423,8 @@ def _run_meta(rows: _Rows, *, seed: int, null: bool, permute_seed: int | None, n
         "train_rows": rows.train_rows.tolist(),
         "val_rows": rows.val_rows.tolist(),
         "case_rows": rows.case_rows.tolist(),
+        "trait_type": "quantitative" if model_config.output == "linear" else "binary",
+        "trait_scaling": None if model_config.output != "linear" else {"mean": rows.scale[0], "sd": rows.scale[1]},
         "n_train": int(rows.train_rows.size),
         "n_train_balanced": int(rows.balanced.size),
         "balance": rows.balance,
@@ -384,17 +445,25 @@ class _DeviceData:
     y_val: torch.Tensor
     y_val_np: np.ndarray
     balanced: torch.Tensor
+    #: raw covariates of the training and validation rows (float32), ``None`` without covariates
+    c_train: torch.Tensor | None = None
+    c_val: torch.Tensor | None = None
 
 
-def _to_device(dataset: PreparedDataset, rows: _Rows, device: torch.device) -> _DeviceData:
-    labels = dataset.labels.astype(np.int64)
+def _to_device(dataset: PreparedDataset, rows: _Rows, device: torch.device,
+               covariates: np.ndarray | None = None) -> _DeviceData:
+    mean, sd = rows.scale  # a quantitative trait is standardised with the training rows' mean and SD
+    labels = (dataset.labels - mean) / sd if dataset.quantitative else dataset.labels.astype(np.int64)
+    cov = None if covariates is None else np.asarray(covariates, dtype=np.float32)
     return _DeviceData(
         x_train=torch.from_numpy(np.ascontiguousarray(dataset.genotypes[rows.train_rows])).to(device),
-        y_train=torch.from_numpy(rows.train_labels.astype(np.float32)).to(device),
+        y_train=torch.from_numpy(((rows.train_labels - mean) / sd).astype(np.float32)).to(device),
         x_val=torch.from_numpy(np.ascontiguousarray(dataset.genotypes[rows.val_rows])).to(device),
         y_val=torch.from_numpy(labels[rows.val_rows].astype(np.float32)).to(device),
         y_val_np=labels[rows.val_rows],
         balanced=torch.from_numpy(rows.balanced).to(device),
+        c_train=None if cov is None else torch.from_numpy(cov[rows.train_rows]).to(device),
+        c_val=None if cov is None else torch.from_numpy(cov[rows.val_rows]).to(device),
     )
 
 
@@ -430,6 +499,10 @@ def _setup(model_config: ModelConfig, train_config: TrainConfig, data: _DeviceDa
     init_seed, noise_seed, shuffle_ss = _stream_seeds(seed)
     torch.manual_seed(init_seed)
     model = AnnClassifier(model_config).to(device)
+    if data.c_train is not None:
+        # training rows' statistics (float64 for the SD); _check_options refused constant columns
+        c = data.c_train.double()
+        model.set_covariate_scaling(c.mean(0).float(), c.std(0, correction=0).float())
     kernel = make_input_kernel(train_config.input_dropout_kernel, data.x_train, model,
                                max_batch=min(train_config.batch_size, data.balanced.numel()),
                                input_noise=train_config.input_noise, bf16=bf16)
@@ -501,28 +574,42 @@ def _train_step(run: _Run, data: _DeviceData, idx: torch.Tensor, train_config: T
     model, kernel, generator = run.model, run.kernel, run.noise_gen
     # Authors' order of draws: label noise, then input noise.
     y = data.y_train.index_select(0, idx)
+    linear = model.config.output == "linear"
     if train_config.label_noise > 0:
         eps = torch.randn(idx.numel(), generator=generator, device=run.device)
-        y = (y - eps.mul_(train_config.label_noise)).clamp_(0.0, 1.0)
+        y = y - eps.mul_(train_config.label_noise)
+        if not linear:  # a quantitative trait (standardised) has no [0, 1] range to clamp to
+            y = y.clamp_(0.0, 1.0)
     z = kernel.preactivation(model, idx, generator)
-    loss = F.binary_cross_entropy(model.forward_from_preactivation(z).flatten(), y)
+    c = None if data.c_train is None else data.c_train.index_select(0, idx)
+    loss = output_loss(model.forward_from_preactivation(z, c).flatten(), y, linear=linear)
     run.optimizer.zero_grad(set_to_none=True)
     kernel.backward(model, loss)
     run.optimizer.step()
     return loss.detach()
 
 
+def output_loss(output: torch.Tensor, target: torch.Tensor, *, linear: bool) -> torch.Tensor:
+    """The training loss: binary cross-entropy of the case probability (paper), or the mean squared
+    error of a linear output (quantitative trait, standardised)."""
+    return F.mse_loss(output, target) if linear else F.binary_cross_entropy(output, target)
+
+
 def _validate(model: AnnClassifier, data: _DeviceData, *, bf16: bool) -> dict[str, float]:
-    """The whole validation set in eval mode without noise: loss, AUC, the SD of the outputs and the
-    share of first-hidden-layer units never positive on it (:mod:`annpal.collapse`); NaN without one."""
+    """The whole validation set in eval mode without noise: loss, AUC (binary) or R² (quantitative), the
+    SD of the outputs and the share of first-hidden-layer units never positive on it
+    (:mod:`annpal.collapse`); NaN without one."""
     if data.x_val.shape[0] == 0:
-        return {"val_loss": math.nan, "val_auc": math.nan, "val_output_sd": math.nan,
+        return {"val_loss": math.nan, "val_auc": math.nan, "val_r2": math.nan, "val_output_sd": math.nan,
                 "val_dead_fraction": math.nan}
     model.eval()
-    probs, alive = score_with_dead_units(model, data.x_val, chunk=VAL_CHUNK, bf16=bf16)
-    return {"val_loss": float(F.binary_cross_entropy(probs, data.y_val).item()),
-            "val_auc": roc_auc(data.y_val_np, probs.cpu().numpy()), "val_output_sd": output_sd(probs),
-            "val_dead_fraction": dead_fraction(alive)}
+    linear = model.config.output == "linear"
+    probs, alive = score_with_dead_units(model, data.x_val, chunk=VAL_CHUNK, bf16=bf16, covariates=data.c_val)
+    scores = probs.cpu().numpy()
+    return {"val_loss": float(output_loss(probs, data.y_val, linear=linear).item()),
+            "val_auc": math.nan if linear else roc_auc(data.y_val_np, scores),
+            "val_r2": r_squared(data.y_val_np, scores) if linear else math.nan,
+            "val_output_sd": output_sd(probs), "val_dead_fraction": dead_fraction(alive)}
 
 
 def _remember_best(run: _Run, epoch: int, val_loss: float) -> None:
@@ -538,6 +625,7 @@ def _fit(run: _Run, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
          on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> None:
     """Epochs ``run.start_epoch + 1 … epochs``: train, validate, log, checkpoint, call back."""
     log_every = max(1, train_config.epochs // 20)
+    quality = "r2" if run.model.config.output == "linear" else "auc"
     for epoch in range(run.start_epoch + 1, train_config.epochs + 1):
         t0 = time.perf_counter()
         train_loss = _train_epoch(run, data, train_config)
@@ -547,8 +635,9 @@ def _fit(run: _Run, data: _DeviceData, train_config: TrainConfig, *, bf16: bool,
         if train_config.keep == "best_val_loss":
             _remember_best(run, epoch, row["val_loss"])
         if epoch % log_every == 0 or epoch == train_config.epochs:
-            log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f val_sd %.3g dead %.2f (%.2f s)",
-                     epoch, train_config.epochs, train_loss, row["val_loss"], row["val_auc"],
+            log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f val_sd %.3g dead %.2f (%.2f s)",
+                     epoch, train_config.epochs, train_loss, row["val_loss"], quality,
+                     row["val_r2" if quality == "r2" else "val_auc"],
                      row["val_output_sd"], row["val_dead_fraction"], row["seconds"])
         if ckpt_dir is not None and (epoch % train_config.checkpoint_every == 0 or epoch == train_config.epochs):
             _save_checkpoint(ckpt_dir, _checkpoint_state(run, fingerprint=fingerprint, epoch=epoch))
@@ -582,6 +671,34 @@ def _keep_weights(run: _Run, keep: str) -> dict[str, Any]:
             "collapse_sd_tolerance": COLLAPSE_SD_TOL}
 
 
+def _check_covariates(dataset: PreparedDataset, model_config: ModelConfig, covariates: np.ndarray | None
+                      ) -> np.ndarray | None:
+    """The covariate matrix as float64 ``N × C`` after checking it against the model and the data.
+
+    Raises
+    ------
+    InputError
+        Covariates given to a model without any or missing for one that names some, a wrong shape,
+        non-finite values, or a column constant over the training rows (it cannot be standardised).
+    """
+    names = model_config.covariates
+    if covariates is None:
+        if names:
+            raise InputError(f"the model names covariates ({', '.join(names)}) but none were given; "
+                             "pass their values or build the model without covariates")
+        return None
+    values = np.asarray(covariates, dtype=np.float64)
+    if values.shape != (dataset.n_samples, len(names)):
+        raise InputError(f"covariates have shape {values.shape}, expected ({dataset.n_samples}, {len(names)}) "
+                         "(one row per dataset sample, one column per covariate the model names)")
+    if not np.isfinite(values).all():
+        raise InputError("covariates hold NaN or infinite values; impute or drop them")
+    constant = [n for n, sd in zip(names, values[dataset.train_mask].std(axis=0), strict=True) if not sd > 0]
+    if constant:
+        raise InputError(f"covariate(s) {', '.join(constant)} constant over the training rows; drop them")
+    return values
+
+
 def _check_options(dataset: PreparedDataset, model_config: ModelConfig, train_config: TrainConfig, *,
                    seed: int, null: bool, permute_seed: int | None) -> tuple[int | None, torch.device, bool]:
     """Check the options of :func:`train_model` against each other and the data; warn about bf16 off CUDA
@@ -589,6 +706,9 @@ def _check_options(dataset: PreparedDataset, model_config: ModelConfig, train_co
     if model_config.n_snps != dataset.n_snps:
         raise InputError(f"model has {model_config.n_snps} inputs but the dataset {dataset.n_snps} SNPs; "
                          "build the model config from this dataset")
+    if model_config.output != OUTPUT_OF_TRAIT[dataset.trait_type]:
+        raise InputError(f"a {model_config.output} output cannot fit the dataset's {dataset.trait_type} trait; "
+                         f"build the model config with output={OUTPUT_OF_TRAIT[dataset.trait_type]!r}")
     if null and permute_seed is None:
         permute_seed = seed
     if not null and permute_seed is not None:
@@ -613,6 +733,7 @@ def train_model(
     permute_seed: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    covariates: np.ndarray | None = None,
 ) -> TrainResult:
     """Train one network with the paper's recipe (docs/method.md §2).
 
@@ -642,6 +763,10 @@ def train_model(
         uninterrupted run would have (exactly so on CPU).
     on_epoch_end
         Called as ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint); may raise to stop.
+    covariates
+        Raw covariate values, one row per dataset sample, one column per name in
+        ``model_config.covariates`` (docs/method.md "Covariates in the network"); required exactly when the
+        model names covariates. A null model gets the same values (only its labels are permuted).
 
     Returns
     -------
@@ -655,20 +780,21 @@ def train_model(
         Inconsistent options, no training rows, a class missing from the training rows, or a checkpoint
         of another run in ``checkpoint_dir``.
     """
-    model_config = model_config or ModelConfig(n_snps=dataset.n_snps)
+    model_config = model_config or ModelConfig(n_snps=dataset.n_snps, output=OUTPUT_OF_TRAIT[dataset.trait_type])
     train_config = train_config or TrainConfig()
     permute_seed, device, bf16 = _check_options(dataset, model_config, train_config, seed=seed, null=null,
                                                 permute_seed=permute_seed)
+    covariates = _check_covariates(dataset, model_config, covariates)
     rows = _select_rows(dataset, seed=seed, null=null, permute_seed=permute_seed, balance=train_config.balance)
     meta = _run_meta(rows, seed=seed, null=null, permute_seed=permute_seed, n_snps=dataset.n_snps,
                      model_config=model_config, train_config=train_config)
     fingerprint = _fingerprint(seed=seed, null=null, permute_seed=permute_seed, model_config=model_config,
-                               train_config=train_config, dataset=dataset, device=device)
+                               train_config=train_config, dataset=dataset, device=device, covariates=covariates)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     started = time.perf_counter()
     with _torch_threads(train_config.threads), torch.random.fork_rng(devices=fork_devices):
-        data = _to_device(dataset, rows, device)
+        data = _to_device(dataset, rows, device, covariates)
         run = _setup(model_config, train_config, data, seed=seed, bf16=bf16)
         if ckpt_dir is not None:
             _restore(run, ckpt_dir, fingerprint=fingerprint, epochs=train_config.epochs)

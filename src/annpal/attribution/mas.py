@@ -187,8 +187,9 @@ def attribution_rows(labels: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarr
     """The dataset rows to attribute for one model (docs/method.md §3) and where they came from.
 
     ``meta["case_rows"]`` when the model records it (the train step stores the case rows it attributes:
-    all cases for real models, the cases under the permuted labels for null models), else every sample
-    with label 1.
+    all cases for real models, the cases under the permuted labels for null models; for a quantitative
+    trait, which has no cases, every sample and every training row), else every sample with label 1
+    (every sample for a model whose ``meta["trait_type"]`` is ``quantitative``).
 
     Returns
     -------
@@ -209,6 +210,8 @@ def attribution_rows(labels: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarr
         if np.unique(rows).size != rows.size:
             raise ValueError("case_rows hold duplicated indices")
         rows = np.sort(rows)
+    elif meta.get("trait_type") == "quantitative":
+        rows, source = np.arange(n, dtype=np.int64), "all_samples"
     else:
         rows = np.flatnonzero(np.asarray(labels) == 1).astype(np.int64)
         source = "label"
@@ -220,8 +223,9 @@ def attribution_rows(labels: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarr
 def _batch_scorer(model: Any, method: str, impl: str | None, *, n_steps: int,
                   internal_batch_size: int | None, memory_bytes: int, replacement: np.ndarray | None,
                   sg_samples: int, sg_sigma: float, seed: int | None, pm_threads: int | None
-                  ) -> Callable[[np.ndarray, int], np.ndarray]:
-    """``score(batch, start)``: absolute attributions of one batch of samples starting at row ``start``."""
+                  ) -> Callable[[np.ndarray, int, np.ndarray | None], np.ndarray]:
+    """``score(batch, start, cov)``: absolute attributions of one batch of samples starting at row ``start``
+    (``cov``: the batch's raw covariates, fixed inputs, for a network that takes them)."""
     # The package re-exports functions under the submodules' names, so import the functions.
     from annpal.attribution import firstlayer, ig
     from annpal.attribution.deeplift import deeplift
@@ -231,25 +235,27 @@ def _batch_scorer(model: Any, method: str, impl: str | None, *, n_steps: int,
 
     on_cpu = ig.model_device(model).type == "cpu"
 
-    def score(batch: np.ndarray, start: int) -> np.ndarray:
+    def score(batch: np.ndarray, start: int, cov: np.ndarray | None = None) -> np.ndarray:
         if method == "pm":
             return permutation_importance(
                 model, batch, replacement[start:start + batch.shape[0]], memory_bytes=memory_bytes,
-                n_threads=pm_threads)
+                n_threads=pm_threads, covariates=cov)
         if method == "sg":
             # One noise stream per batch, seeded from the model seed and the batch's first row.
             return smoothgrad(model, batch, n_samples=sg_samples, sigma=sg_sigma,
-                                         seed=(int(seed) * 1_000_003 + start) % 2**63)
+                              seed=(int(seed) * 1_000_003 + start) % 2**63, covariates=cov)
         if impl == "fast":
             if method == "ig":
-                return firstlayer.fast_integrated_gradients(model, batch, n_steps=n_steps)
-            return (firstlayer.fast_saliency if method == "sm" else firstlayer.fast_deeplift)(model, batch)
+                return firstlayer.fast_integrated_gradients(model, batch, n_steps=n_steps, covariates=cov)
+            fast = firstlayer.fast_saliency if method == "sm" else firstlayer.fast_deeplift
+            return fast(model, batch, covariates=cov)
         if method == "ig":
             ibs = internal_batch_size or ig.ig_internal_batch_size(
                 n_snps=batch.shape[1], batch_samples=batch.shape[0], n_steps=n_steps,
                 memory_bytes=memory_bytes, max_rows=ig.CPU_MAX_IG_ROWS if on_cpu else None)
-            return ig.integrated_gradients(model, batch, n_steps=n_steps, internal_batch_size=ibs)
-        return (saliency if method == "sm" else deeplift)(model, batch)
+            return ig.integrated_gradients(model, batch, n_steps=n_steps, internal_batch_size=ibs,
+                                           covariates=cov)
+        return (saliency if method == "sm" else deeplift)(model, batch, covariates=cov)
 
     return score
 
@@ -258,7 +264,8 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
                   impl: str = "auto", n_steps: int = 100, batch_size: int = 64,
                   internal_batch_size: int | None = None, memory_bytes: int = 1 << 30,
                   pm_seed: int | None = None, sg_samples: int = 20, sg_sigma: float = 0.3,
-                  sg_seed: int | None = None, pm_threads: int | None = None) -> MasResult:
+                  sg_seed: int | None = None, pm_threads: int | None = None,
+                  covariates: np.ndarray | None = None) -> MasResult:
     """MAS of one model by one method over the given sample rows (docs/method.md), streamed by batch.
 
     Parameters
@@ -288,6 +295,10 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
         SmoothGrad noisy copies per sample, noise σ and seed (seed required for ``"sg"``).
     pm_threads
         Threads of the PM block loop (``None``: torch's thread count).
+    covariates
+        Raw covariates, one row per row of ``genotypes``, for a network trained with them
+        (docs/method.md "Covariates in the network"): fixed additional inputs of every method, never
+        attributed, so the MAS stays per SNP.
 
     Returns
     -------
@@ -314,6 +325,7 @@ def mas_for_model(model: Any, genotypes: np.ndarray, *, rows: np.ndarray, method
     n_batches = -(-rows.size // batch_size)
     for k, start in enumerate(range(0, rows.size, batch_size)):
         idx = rows[start:start + batch_size]
-        acc.add(score(np.asarray(genotypes[idx], dtype=np.int8), start))
+        acc.add(score(np.asarray(genotypes[idx], dtype=np.int8), start,
+                      None if covariates is None else np.asarray(covariates)[idx]))
         log.debug("%s: batch %d/%d done", method, k + 1, n_batches)
     return acc.result()
