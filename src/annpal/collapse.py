@@ -87,8 +87,8 @@ def collapse_risk(lr: float, n_snps: int, *, input_dropout: float) -> str | None
 
 
 @torch.no_grad()
-def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int = 256, bf16: bool = False
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int = 256, bf16: bool = False,
+                          covariates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode outputs of ``model`` on ``x`` and which first-hidden-layer units ever fire.
 
     The outputs are ``model(x)`` computed as ``forward_from_preactivation(first_linear(x))`` (the same
@@ -105,6 +105,8 @@ def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int =
     bf16
         Run the first linear layer under bf16 autocast (as training does with ``--bf16``); the rest in
         float32.
+    covariates
+        ``(n, C)`` raw covariates of the rows of ``x`` for a network that takes them, else ``None``.
 
     Returns
     -------
@@ -119,7 +121,8 @@ def score_with_dead_units(model: AnnClassifier, x: torch.Tensor, *, chunk: int =
             z = model.first_linear(x[i:i + chunk].to(torch.float32))
         z = z.float()
         alive |= (z > 0).any(dim=0)
-        probs.append(model.forward_from_preactivation(z).flatten())
+        c = None if covariates is None else covariates[i:i + chunk]
+        probs.append(model.forward_from_preactivation(z, c).flatten())
     return (torch.cat(probs) if probs else torch.empty(0, device=x.device)), alive
 
 

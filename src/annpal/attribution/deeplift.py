@@ -20,7 +20,7 @@ from captum.attr import DeepLift
 from captum.attr._core import deep_lift
 from torch import nn
 
-from annpal.attribution.ig import genotype_tensor, model_device, require_eval
+from annpal.attribution.ig import covariate_args, genotype_tensor, model_device, require_eval
 
 
 @contextlib.contextmanager
@@ -37,8 +37,8 @@ def gelu_rescale_rule() -> Iterator[None]:
             rules.pop(nn.GELU, None)
 
 
-def deeplift(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, absolute: bool = True
-             ) -> np.ndarray:
+def deeplift(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, absolute: bool = True,
+             covariates: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """DeepLIFT attributions of one batch against the all-zero baseline (captum, Rescale rule).
 
     Parameters
@@ -49,6 +49,9 @@ def deeplift(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, absolute
         Samples × M genotypes (int8 −1/0/1 or float).
     absolute
         Return ``|DL|`` (what MAS uses); ``False`` returns the signed attributions.
+    covariates
+        The samples' raw covariates for a network that takes them: fixed additional inputs, the same for
+        the input and the reference.
 
     Returns
     -------
@@ -61,7 +64,8 @@ def deeplift(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, absolute
     with gelu_rescale_rule(), warnings.catch_warnings():
         # captum announces on every call that it sets hooks on the activations (and removes them).
         warnings.filterwarnings("ignore", message=".*hooks.*")
-        attr = DeepLift(model).attribute(x, baselines=torch.zeros_like(x), target=0)
+        attr = DeepLift(model).attribute(x, baselines=torch.zeros_like(x), target=0,
+                                         additional_forward_args=covariate_args(model, covariates))
     attr = attr.detach()
     if absolute:
         attr = attr.abs()

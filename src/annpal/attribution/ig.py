@@ -11,8 +11,11 @@ Differences from the authors' call, none of which changes the attributions beyon
 - inputs are ``(batch, M)`` with ``target=0`` (the authors reshape to ``(batch, 1, M)``, ``target=None``);
 - genotypes stay int8 until a batch is on the device, where it becomes float32.
 
-The module also holds the two helpers every attribution method shares (:func:`genotype_tensor`,
-:func:`require_eval`).
+Covariates (a network trained with ``--nn-covariates``) are captum's ``additional_forward_args``: fixed
+inputs, repeated for every quadrature step, never scaled towards the baseline and never attributed.
+
+The module also holds the helpers every attribution method shares (:func:`genotype_tensor`,
+:func:`covariate_tensor`, :func:`covariate_args`, :func:`require_eval`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,21 @@ def genotype_tensor(genotypes: np.ndarray | torch.Tensor, *, device: torch.devic
     return torch.as_tensor(np.ascontiguousarray(arr), dtype=dtype, device=device)
 
 
+def covariate_tensor(covariates: np.ndarray | torch.Tensor | None, *, like: torch.Tensor
+                     ) -> torch.Tensor | None:
+    """A batch's raw covariates (samples × C) in ``like``'s dtype on its device; ``None`` stays ``None``."""
+    if covariates is None:
+        return None
+    return torch.as_tensor(np.asarray(covariates) if not isinstance(covariates, torch.Tensor) else covariates,
+                           dtype=like.dtype, device=like.device)
+
+
+def covariate_args(model: nn.Module, covariates: np.ndarray | torch.Tensor | None) -> tuple | None:
+    """captum's ``additional_forward_args`` for a batch's covariates (``None`` without covariates)."""
+    c = covariate_tensor(covariates, like=next(model.parameters()))
+    return None if c is None else (c,)
+
+
 #: Row cap per captum pass on CPU. Passes of several thousand 20 000-wide rows (hundreds of MB of fresh
 #: tensors each) ran slower on CPU than the authors' 1 000 in benchmarks/bench_attribution.py; on a GPU
 #: larger passes pay off, so the cap applies to CPU only.
@@ -83,7 +101,8 @@ def ig_internal_batch_size(*, n_snps: int, batch_samples: int, n_steps: int, mem
 
 
 def integrated_gradients(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, n_steps: int = 100,
-                         internal_batch_size: int | None = None, absolute: bool = True) -> np.ndarray:
+                         internal_batch_size: int | None = None, absolute: bool = True,
+                         covariates: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """IG attributions of one batch of samples against the all-zero baseline.
 
     Parameters
@@ -98,6 +117,8 @@ def integrated_gradients(model: nn.Module, genotypes: np.ndarray | torch.Tensor,
         Rows of scaled inputs per forward/backward pass (captum); ``None`` = all steps at once.
     absolute
         Return ``|IG|`` (what MAS uses); ``False`` returns the signed attributions.
+    covariates
+        The samples' raw covariates for a network that takes them (fixed additional inputs).
 
     Returns
     -------
@@ -111,7 +132,7 @@ def integrated_gradients(model: nn.Module, genotypes: np.ndarray | torch.Tensor,
         internal_batch_size = max(int(internal_batch_size), x.shape[0])
     attr = IntegratedGradients(model).attribute(
         x, baselines=torch.zeros_like(x), target=0, n_steps=n_steps, method=IG_METHOD,
-        internal_batch_size=internal_batch_size,
+        internal_batch_size=internal_batch_size, additional_forward_args=covariate_args(model, covariates),
     )
     attr = attr.detach()
     if absolute:

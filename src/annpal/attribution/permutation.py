@@ -21,6 +21,10 @@ per thread and reused (no page faults in the hot loop), and threads work on disj
 single-threaded torch ops, so the result does not depend on the thread count beyond BLAS rounding in
 the last place (tested).
 
+Covariates (a network trained with ``--nn-covariates``) join after the first layer and are never
+replaced: in the fast path their part of the second layer, ``W2[:, H1:]·c_j + b2``, is one bias row per
+sample computed once (:func:`_tail_plan`); the reference loop passes them to every forward pass.
+
 How r is drawn
 --------------
 As the authors: ``np.random.seed(seed); np.random.randint(low=-1, high=2, size=(n_samples,))``, seeded
@@ -42,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from annpal.attribution.ig import genotype_tensor, model_device, require_eval
+from annpal.attribution.ig import covariate_tensor, genotype_tensor, model_device, require_eval
 from annpal.model import FIRST_LINEAR
 
 #: Default working-memory budget of the fast path (bytes).
@@ -95,13 +99,21 @@ def pm_block_shape(*, n_samples: int, h1: int, h2: int, memory_bytes: int, n_thr
     return samples, int(max(1, pairs // samples))
 
 
-def _tail_plan(net: nn.Module) -> list[tuple[str, Any]]:
-    """The layers after the first linear one as in-place steps (eval-mode dropout is the identity)."""
+def _tail_plan(net: nn.Module, covariates: torch.Tensor | None = None) -> list[tuple[str, Any]]:
+    """The layers after the first linear one as in-place steps (eval-mode dropout is the identity).
+
+    With covariates the second layer is ``("linear_rows", (W2[:, :H1]ᵀ, B))``: its covariate columns and
+    bias folded into one bias row per sample, ``B = standardised(c) W2[:, H1:]ᵀ + b2`` (samples × H2).
+    """
     plan: list[tuple[str, Any]] = []
     for layer in net.layers[FIRST_LINEAR + 1:]:
         if isinstance(layer, nn.Dropout):
             continue
-        if isinstance(layer, nn.Linear):
+        if layer is net.second_linear and net.config.n_covariates:
+            h1 = net.first_linear.out_features
+            joined = net.join_covariates(covariates.new_zeros((covariates.shape[0], h1)), covariates)
+            plan.append(("linear_rows", (layer.weight.detach()[:, :h1].t().contiguous(), layer(joined).detach())))
+        elif isinstance(layer, nn.Linear):
             plan.append(("linear", (layer.weight.detach().t().contiguous(), layer.bias.detach())))
         elif isinstance(layer, nn.ReLU):
             plan.append(("relu", None))
@@ -130,7 +142,7 @@ class _BlockKernel:
         self.w1t = net.first_linear.weight.detach().t().contiguous()  # (M, H1): row i is W[:, i]
         self.plan = plan
         self.shape = shape
-        self.widths = [z.shape[1]] + [arg[0].shape[1] for op, arg in self.plan if op == "linear"]
+        self.widths = [z.shape[1]] + [arg[0].shape[1] for op, arg in self.plan if op.startswith("linear")]
 
     def buffers(self) -> list[torch.Tensor]:
         """One buffer per layer width plus one for the shifts ``r_j − x_ji`` (the last one)."""
@@ -156,6 +168,12 @@ class _BlockKernel:
                         k += 1
                         nxt = bufs[k][:pairs * self.widths[k]].view(pairs, self.widths[k])
                         torch.addmm(arg[1], cur, arg[0], out=nxt)
+                        cur = nxt
+                    elif op == "linear_rows":  # per-sample bias rows (covariates), see _tail_plan
+                        k += 1
+                        nxt = bufs[k][:pairs * self.widths[k]].view(pairs, self.widths[k])
+                        torch.mm(cur, arg[0], out=nxt)
+                        nxt.view(e - s, b - a, -1).add_(arg[1][s:e, None, :])
                         cur = nxt
                     elif op == "relu":
                         cur.clamp_min_(0)
@@ -188,7 +206,8 @@ def _run_threads(kernel: _BlockKernel, blocks: list[tuple[int, int]], out: torch
 
 def permutation_importance(model: nn.Module, genotypes: np.ndarray | torch.Tensor,
                            replacement: np.ndarray, *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
-                           dtype: torch.dtype = torch.float64, n_threads: int | None = None) -> np.ndarray:
+                           dtype: torch.dtype = torch.float64, n_threads: int | None = None,
+                           covariates: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """``|f(x_j) − f(x_j with x_ji := r_j)|`` for every sample j and feature i, exact fast path.
 
     Parameters
@@ -205,6 +224,8 @@ def permutation_importance(model: nn.Module, genotypes: np.ndarray | torch.Tenso
         Arithmetic precision (float64 keeps the agreement with the reference loop ~1e-12).
     n_threads
         Threads working on blocks; ``None`` = torch's thread count (1 on a GPU).
+    covariates
+        The samples' raw covariates for a network that takes them (fixed, never replaced).
 
     Returns
     -------
@@ -224,13 +245,14 @@ def permutation_importance(model: nn.Module, genotypes: np.ndarray | torch.Tenso
         np.asarray(genotypes).dtype == np.int8
     x = genotype_tensor(genotypes, device=device, dtype=torch.int8 if is_int8 else dtype)
     r = torch.as_tensor(r_all, device=device, dtype=dtype)
+    c = covariate_tensor(covariates, like=r)
     with torch.no_grad():
         z = torch.empty((n, net.first_linear.out_features), dtype=dtype, device=device)
         for s in range(0, n, 64):
             z[s:s + 64] = net.first_linear(x[s:s + 64].to(dtype))
-        f0 = net.forward_from_preactivation(z)[:, 0]
-    plan = _tail_plan(net)
-    later = sum(arg[0].shape[1] for op, arg in plan if op == "linear")
+        f0 = net.forward_from_preactivation(z, c)[:, 0]
+        plan = _tail_plan(net, c)
+    later = sum(arg[0].shape[1] for op, arg in plan if op.startswith("linear"))
     shape = pm_block_shape(n_samples=n, h1=z.shape[1], h2=later, memory_bytes=memory_bytes,
                            n_threads=threads, itemsize=z.element_size(),
                            cache_bytes=CACHE_BYTES if device.type == "cpu" else int(memory_bytes))
@@ -242,7 +264,8 @@ def permutation_importance(model: nn.Module, genotypes: np.ndarray | torch.Tenso
 
 def permutation_importance_reference(model: nn.Module, genotypes: np.ndarray | torch.Tensor,
                                      replacement: np.ndarray, *, features: np.ndarray | None = None,
-                                     dtype: torch.dtype = torch.float64) -> np.ndarray:
+                                     dtype: torch.dtype = torch.float64,
+                                     covariates: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """The plain per-feature loop of ``3b_get_pm_mas.py`` (one full forward pass per feature).
 
     Kept as the reference for :func:`permutation_importance`; same arguments and result. ``features``
@@ -253,12 +276,13 @@ def permutation_importance_reference(model: nn.Module, genotypes: np.ndarray | t
     net = _in_precision(model, dtype)
     x = genotype_tensor(genotypes, device=device, dtype=dtype)
     r = torch.as_tensor(np.asarray(replacement), device=device, dtype=dtype)
+    c = covariate_tensor(covariates, like=r)
     cols = np.arange(x.shape[1]) if features is None else np.asarray(features, dtype=np.int64)
     out = np.empty((x.shape[0], cols.size), dtype=np.float64)
     with torch.no_grad():
-        f0 = net(x)[:, 0]
+        f0 = net(x, c)[:, 0]
         for k, i in enumerate(cols):
             x_perm = x.clone()
             x_perm[:, i] = r
-            out[:, k] = (net(x_perm)[:, 0] - f0).abs().cpu().numpy()
+            out[:, k] = (net(x_perm, c)[:, 0] - f0).abs().cpu().numpy()
     return out

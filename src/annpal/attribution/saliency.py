@@ -11,10 +11,11 @@ import torch
 from captum.attr import Saliency
 from torch import nn
 
-from annpal.attribution.ig import genotype_tensor, model_device, require_eval
+from annpal.attribution.ig import covariate_args, genotype_tensor, model_device, require_eval
 
 
-def saliency(model: nn.Module, genotypes: np.ndarray | torch.Tensor) -> np.ndarray:
+def saliency(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *,
+             covariates: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """Absolute input gradients of one batch of samples.
 
     Parameters
@@ -23,6 +24,8 @@ def saliency(model: nn.Module, genotypes: np.ndarray | torch.Tensor) -> np.ndarr
         An :class:`annpal.model.AnnClassifier` (output ``(batch, 1)``) in eval mode.
     genotypes
         Samples × M genotypes (int8 −1/0/1 or float).
+    covariates
+        The samples' raw covariates for a network that takes them (fixed additional inputs).
 
     Returns
     -------
@@ -32,5 +35,6 @@ def saliency(model: nn.Module, genotypes: np.ndarray | torch.Tensor) -> np.ndarr
     require_eval(model)
     # Asking for gradients up front keeps captum from warning on every batch.
     x = genotype_tensor(genotypes, device=model_device(model)).requires_grad_()
-    attr = Saliency(model).attribute(x, target=0, abs=True)
+    attr = Saliency(model).attribute(x, target=0, abs=True,
+                                     additional_forward_args=covariate_args(model, covariates))
     return attr.detach().cpu().numpy()

@@ -19,7 +19,7 @@ import torch
 from captum.attr import NoiseTunnel, Saliency
 from torch import nn
 
-from annpal.attribution.ig import genotype_tensor, model_device, require_eval
+from annpal.attribution.ig import covariate_args, genotype_tensor, model_device, require_eval
 
 #: Noisy copies per sample (paper of the method: 50 saturates; 20 keeps paper scale to minutes).
 SG_SAMPLES = 20
@@ -29,7 +29,8 @@ SG_SIGMA = 0.3
 
 
 def smoothgrad(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, n_samples: int = SG_SAMPLES,
-               sigma: float = SG_SIGMA, seed: int = 0) -> np.ndarray:
+               sigma: float = SG_SIGMA, seed: int = 0,
+               covariates: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """Mean absolute gradient over noisy copies of each sample (SmoothGrad over saliency).
 
     Parameters
@@ -44,6 +45,8 @@ def smoothgrad(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, n_samp
         Standard deviation of the Gaussian noise on the genotype scale.
     seed
         Seed of the noise.
+    covariates
+        The samples' raw covariates for a network that takes them: fixed additional inputs, no noise.
 
     Returns
     -------
@@ -57,5 +60,6 @@ def smoothgrad(model: nn.Module, genotypes: np.ndarray | torch.Tensor, *, n_samp
         torch.manual_seed(int(seed))
         attr = NoiseTunnel(Saliency(model)).attribute(
             x, nt_type="smoothgrad", nt_samples=int(n_samples), nt_samples_batch_size=1,
-            stdevs=float(sigma), target=0, abs=True)
+            stdevs=float(sigma), target=0, abs=True,
+            additional_forward_args=covariate_args(model, covariates))
     return attr.detach().cpu().numpy()
