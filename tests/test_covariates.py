@@ -280,3 +280,104 @@ def test_train_model__null_model_gets_the_same_covariates(ds, monkeypatch):
     train_rows = np.asarray(result.meta["train_rows"])
     for c, idx in seen:
         np.testing.assert_array_equal(c, cov[train_rows[idx]].astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _run(name: str, args: list) -> object:
+    from click.testing import CliRunner
+    from conftest import load_bin
+
+    return CliRunner().invoke(load_bin(name), [str(a) for a in args], catch_exceptions=False)
+
+
+TRAIN_SMALL = ["--epochs", "2", "--batch-size", "64", "--lr", "1e-3", "--h1", "8", "--h2", "3",
+               "--input-dropout", "0.5", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def pcs_dir(tiny_prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pca") / "pca"
+    res = _run("annpal-pca", ["--dataset", tiny_prepared, "--n-pcs", 2, "--out-dir", out])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _covar_file(ds, path, *, extra_row: bool = True, drop: int = 0, bad: bool = False):
+    samples = ds.samples.iloc[drop:]
+    table = pd.DataFrame({"FID": samples["FID"], "IID": samples["IID"],
+                          "age": [f"{v:g}" for v in np.linspace(20, 80, len(samples))]})
+    if bad:
+        table.loc[table.index[3], "age"] = "old"
+    if extra_row:  # samples not in the dataset are ignored
+        table = pd.concat([table, pd.DataFrame({"FID": ["X"], "IID": ["Y"], "age": [1.0]})])
+    table.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_pca_and_gwas__share_the_pcs(tiny_prepared, pcs_dir, tmp_path):
+    from annpal import results
+
+    pcs = results.read(results.PCS, pcs_dir / "pcs.tsv")
+    assert list(pcs.columns) == ["FID", "IID", "PC1", "PC2"]
+    assert results.read(results.PCA_RECORD, pcs_dir / "pca.json")["n_pcs"] == 2
+    shared = tmp_path / "shared"
+    assert _run("annpal-gwas", ["--dataset", tiny_prepared, "--pcs", pcs_dir / "pcs.tsv", "--out-dir", shared]
+                ).exit_code == 0
+    own = tmp_path / "own"
+    assert _run("annpal-gwas", ["--dataset", tiny_prepared, "--n-pcs", 2, "--out-dir", own]).exit_code == 0
+    # the same PCs: the same regression; with --pcs no second pcs.tsv is written
+    assert not (shared / "pcs.tsv").exists() and (own / "pcs.tsv").exists()
+    a, b = (results.read(results.GWAS, d / "gwas.tsv") for d in (shared, own))
+    np.testing.assert_allclose(a["z"], b["z"], rtol=1e-9)
+    assert results.read(results.GWAS_RECORD, shared / "gwas.json")["n_pcs"] == 2
+
+
+@pytest.mark.filterwarnings("ignore:Setting forward, backward hooks")
+def test_train_and_attribute__nn_covariates_pcs_plus_file(tiny_prepared, pcs_dir, ds, tmp_path):
+    covar = _covar_file(ds, tmp_path / "covar.tsv")
+    out = tmp_path / "model"
+    res = _run("annpal-train", ["--dataset", tiny_prepared, "--seed", 1, *TRAIN_SMALL, "--nn-covariates",
+                                "pcs+file", "--pcs", pcs_dir / "pcs.tsv", "--covar", covar, "--out-dir", out])
+    assert res.exit_code == 0, res.output
+    model, _ = load_model(out / "model.pt")
+    assert model.config.covariates == ("PC1", "PC2", "age")
+    table = pd.read_csv(out / "covariates.tsv", sep="\t")
+    assert list(table.columns) == ["FID", "IID", "PC1", "PC2", "age"] and len(table) == ds.n_samples
+    import json
+
+    info = json.loads((out / "train.json").read_text())
+    assert info["nn_covariates"]["mode"] == "pcs+file" and info["nn_covariates"]["names"] == ["PC1", "PC2", "age"]
+    for method in ("ig", "pm"):
+        res = _run("annpal-attribute", ["--dataset", tiny_prepared, "--model", out / "model.pt", "--method", method,
+                                        "--device", "cpu", "--out-dir", tmp_path / method])
+        assert res.exit_code == 0, res.output
+        assert np.load(tmp_path / method / "mas.npy").shape == (ds.n_snps,)
+        assert json.loads((tmp_path / method / "attr.json").read_text())["covariates"] == ["PC1", "PC2", "age"]
+    # without its covariates.tsv the model cannot be attributed: one line naming the file
+    (out / "covariates.tsv").unlink()
+    res = _run("annpal-attribute", ["--dataset", tiny_prepared, "--model", out / "model.pt", "--method", "ig",
+                                    "--device", "cpu", "--out-dir", tmp_path / "x"])
+    assert res.exit_code == 1 and "covariates.tsv: missing" in res.stderr and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nn-covariates", "pcs"], "needs --pcs"),
+    (["--nn-covariates", "file"], "needs --covar"),
+    (["--pcs", "PCS"], "does not use it"),
+    (["--nn-covariates", "file", "--covar", "MISSING"], "1 of 400 dataset samples have no row"),
+    (["--nn-covariates", "file", "--covar", "BAD"], "not numeric"),
+    (["--nn-covariates", "pcs", "--pcs", "NOTPCS"], "expected columns FID IID PC1"),
+])
+def test_train__bad_covariate_inputs_one_line(tiny_prepared, pcs_dir, ds, tmp_path, args, message):
+    files = {"PCS": pcs_dir / "pcs.tsv", "MISSING": _covar_file(ds, tmp_path / "m.tsv", drop=1),
+             "BAD": _covar_file(ds, tmp_path / "b.tsv", bad=True),
+             "NOTPCS": _covar_file(ds, tmp_path / "n.tsv")}
+    args = [files.get(a, a) for a in args]
+    res = _run("annpal-train", ["--dataset", tiny_prepared, "--seed", 1, *TRAIN_SMALL, *args,
+                                "--out-dir", tmp_path / "o"])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert not (tmp_path / "o").exists()

@@ -166,6 +166,10 @@ HISTORY = Table("history", "history.tsv", "train", "annpal-train",
                 columns=_cols("epoch:int train_loss:float val_loss:float val_auc:float val_r2:float "
                               "val_output_sd:float val_dead_fraction:float seconds:float"),
                 float_format="%.8g")
+COVARIATES = Table("covariates", "covariates.tsv", "train", "annpal-train",
+                   "raw covariates a network was trained with (--nn-covariates), one row per dataset sample "
+                   "(columns after FID IID: the model's covariate names, PCs first)",
+                   columns=_cols("FID:str IID:str"))
 TRAIN_RECORD = Record("train_record", "train.json", "train", "annpal-train",
                       "recipe, seeds, hidden sizes, device, timings and warnings of one trained model",
                       keys=("kind", "seed", "hidden_sizes"), optional=("warnings",))
@@ -224,9 +228,13 @@ GWAS = Table("gwas", "gwas.tsv", "gwas", "annpal-gwas",
              "statistic, beta the effect per A1 allele); p_value is text so P < 1e-308 is never written 0",
              columns=_cols("index:int CHR:str BP:int SNP:str A1:str A2:str beta:float se:float z:float "
                            "p_value:str neg_log10_p:float af:float n:int status:str"))
-PCS = Table("pcs", "pcs.tsv", "gwas", "annpal-gwas",
-            "principal-component scores per sample (PC1, PC2, … follow FID IID)",
+# Principal components (annpal-pca): computed once, read by annpal-gwas --pcs and annpal-train --pcs.
+PCS = Table("pcs", "pcs.tsv", "pca", "annpal-pca",
+            "principal-component scores per sample, unit variance (PC1, PC2, … follow FID IID)",
             columns=_cols("FID:str IID:str"))
+PCA_RECORD = Record("pca_record", "pca.json", "pca", "annpal-pca",
+                    "PCA method, seed, SNPs used, singular values and explained variance ratios",
+                    keys=("n_pcs", "method"))
 GWAS_RECORD = Record("gwas_record", "gwas.json", "gwas", "annpal-gwas",
                      "λGC, number of PCs, status counts, PCA summary, QQ data", keys=("lambda_gc", "n_pcs"))
 
@@ -258,15 +266,15 @@ PARAMS = Record("params", "params.json", "pipeline", "nextflow run main.nf",
 
 #: Every artifact by registry name.
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
-    GENOTYPES, SAMPLES, VARIANTS, QC, PHENOTYPE, SIMULATE_RECORD, TRUTH, HISTORY, TRAIN_RECORD, MAS, ATTR, MAS_MATRIX, MODELS, EXCLUDED,
-    SCORES, PAL, PAL_RECORD, PVALUES, NULL_FIT, NULL_FIT_RECORD, GWAS, PCS, GWAS_RECORD, EVALUATION, EVALUATION_RECORD,
+    GENOTYPES, SAMPLES, VARIANTS, QC, PHENOTYPE, SIMULATE_RECORD, TRUTH, HISTORY, COVARIATES, TRAIN_RECORD, MAS, ATTR, MAS_MATRIX, MODELS, EXCLUDED,
+    SCORES, PAL, PAL_RECORD, PVALUES, NULL_FIT, NULL_FIT_RECORD, GWAS, PCS, PCA_RECORD, GWAS_RECORD, EVALUATION, EVALUATION_RECORD,
     LOCI, ANNOTATE_RECORD, PARAMS)}
 
 #: Folders of the results layout ``R`` (placeholders filled by :meth:`Layout.folder`).
 FOLDERS = {
     "prepared": "prepared", "simulation": "simulation", "train": "train/{model}",
     "attribution": "attribution/{method}_{model}", "mas": "mas/{method}_{kind}", "pal": "pal/{method}",
-    "pvalues": "pvalues/{method}", "gwas": "gwas", "evaluation": "evaluation", "annotate": "annotate",
+    "pvalues": "pvalues/{method}", "pca": "pca", "gwas": "gwas", "evaluation": "evaluation", "annotate": "annotate",
     "pipeline": "pipeline",
 }
 
@@ -555,7 +563,7 @@ def describe(artifacts: Mapping[str, Artifact] | None = None) -> str:
 
 __all__ = [
     "ANNOTATE_RECORD", "ARTIFACTS", "ATTR", "Array", "Artifact", "Column", "DTYPES", "EVALUATION", "EVALUATION_RECORD", "EXCLUDED", "FOLDERS", "GENOTYPES", "GWAS",
-    "GWAS_RECORD", "HISTORY", "LOCI", "Layout", "MAS", "MAS_MATRIX", "MODELS", "NULL_FIT", "NULL_FIT_RECORD", "PAL", "PARAMS", "PCS",
+    "GWAS_RECORD", "HISTORY", "LOCI", "Layout", "MAS", "MAS_MATRIX", "MODELS", "NULL_FIT", "NULL_FIT_RECORD", "PAL", "PARAMS", "PCS", "PCA_RECORD", "COVARIATES",
     "PAL_RECORD", "PHENOTYPE", "PVALUES", "QC", "Record", "SAMPLES", "SCORES", "SIMULATE_RECORD", "TRAIN_RECORD", "TRUTH", "Table",
     "VARIANTS", "as_bool", "describe", "read", "read_mas_matrix", "read_models", "read_optional", "threshold_value", "thresholds_of",
     "write",
