@@ -93,7 +93,7 @@ def make_layout(root: Path, *, n_snps: int, k: int, seed: int = 1) -> Path:
         for s in range(1, k + 1):
             e = np.arange(1, 1001)
             put(R.HISTORY, pd.DataFrame({"epoch": e, "train_loss": 0.69 * np.exp(-e / 500), "val_loss": 0.69 - 1e-5 * e,
-                                         "val_auc": 0.5 + 0.2 * (1 - np.exp(-e / 200)), "val_output_sd": 0.1,
+                                         "val_auc": 0.5 + 0.2 * (1 - np.exp(-e / 200)), "val_r2": np.nan, "val_output_sd": 0.1,
                                          "val_dead_fraction": 0.0, "seconds": 1.0}),
                 model=f"{kind}_s{s}")
     return root

@@ -137,7 +137,7 @@ def _write_training(layout: R.Layout) -> None:
             if kind == "real" and s == 3:
                 auc = auc - 0.2  # final AUC < 0.6: the report must warn
             _write(layout, R.HISTORY, pd.DataFrame({"epoch": epochs, "train_loss": 0.7 * np.exp(-epochs / 30),
-                                                    "val_loss": 0.7 - 0.002 * epochs, "val_auc": auc,
+                                                    "val_loss": 0.7 - 0.002 * epochs, "val_auc": auc, "val_r2": np.nan,
                                                     "val_output_sd": 0.1, "val_dead_fraction": 0.0, "seconds": 0.1}),
                    model=model)
             _write(layout, R.TRAIN_RECORD, {"kind": kind, "seed": s, "hidden_sizes": [3, 1], "device": "cpu"},

@@ -217,8 +217,9 @@ def test_train_model__optimiser_in_checkpoint(ds, tmp_path):
 
 def test_train_model__history_columns(ds):
     result = train_model(ds, seed=1, model_config=small_model(ds), train_config=quick(3))
-    assert list(result.history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_output_sd",
-                                            "val_dead_fraction", "seconds"]
+    assert list(result.history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_r2",
+                                            "val_output_sd", "val_dead_fraction", "seconds"]
+    assert result.history["val_r2"].isna().all()  # binary trait: R² is not defined
     assert result.history["epoch"].tolist() == [1, 2, 3]
     assert (result.history["val_output_sd"] > 0).all() and result.history["val_dead_fraction"].between(0, 1).all()
     assert result.history[["train_loss", "val_loss", "val_auc"]].notna().all().all()
@@ -414,7 +415,7 @@ def test_main__writes_model_history_json(cli, tiny_prepared, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["history.tsv", "model.pt", "train.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
     history = pd.read_csv(out / "history.tsv", sep="\t")
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_output_sd",
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_r2", "val_output_sd",
                                      "val_dead_fraction", "seconds"]
     assert history["epoch"].tolist() == [1, 2, 3]
     model, meta = load_model(out / "model.pt")
@@ -442,7 +443,7 @@ def test_main__lr_auto_keep_best_collapse_and_balance_recorded(cli, tiny_prepare
     assert info["keep"] == "best_val_loss" and 1 <= info["kept_epoch"] <= 3
     assert info["collapsed"] is False and info["collapse_epoch"] is None and info["warnings"] == []
     assert info["balance"]["rule_used"] == "equal" and info["balance"]["after"]["case_share"] == 0.5
-    assert set(info["kept"]) == {"train_loss", "val_loss", "val_auc", "val_output_sd", "val_dead_fraction"}
+    assert set(info["kept"]) == {"train_loss", "val_loss", "val_auc", "val_r2", "val_output_sd", "val_dead_fraction"}
     _, meta = load_model(tmp_path / "o" / "model.pt")
     assert meta["collapsed"] is False and meta["kept_epoch"] == info["kept_epoch"]
 

@@ -2,7 +2,8 @@
 
 Phenotypes (docs/method.md §8, paper "Simulations"): causal SNPs drawn at random, split 5:5:4:6 between
 dominant, recessive, two-way and three-way interaction terms, weights w ~ N(0, 1), Gaussian noise with
-variance λ·Var(G), binarised at a threshold τ giving a target number of cases. The dominant and
+variance λ·Var(G), binarised at a threshold τ giving a target number of cases (or, for a quantitative
+trait, kept as it is). The dominant and
 recessive functions f_D and f_R are a reconstruction (the paper's formula images were lost) and live in
 :func:`f_dominant` and :func:`f_recessive` alone.
 
@@ -91,10 +92,12 @@ class PhenotypeSimulation:
     truth: pd.DataFrame
     var_genetic: float
     noise_sd: float
+    trait_type: str = "binary"
 
     @property
-    def n_cases(self) -> int:
-        return int(self.phenotype.sum())
+    def n_cases(self) -> int | None:
+        """Cases of a binary trait; ``None`` for a quantitative one."""
+        return None if self.trait_type == "quantitative" else int(self.phenotype.sum())
 
 
 def permute_phenotype(phenotype: np.ndarray, *, seed: int) -> np.ndarray:
@@ -136,14 +139,20 @@ def _draw_causal_columns(genotypes: ColumnSource, n_causal: int, rng: np.random.
 
 
 def _case_count(n_samples: int, n_snps: int, *, n_causal: int, noise: float, n_cases: int | None,
-                prevalence: float | None) -> int:
-    """The target case count of :func:`simulate_phenotype`, or InputError for impossible settings."""
+                prevalence: float | None, trait_type: str = "binary") -> int | None:
+    """The target case count of :func:`simulate_phenotype` (``None`` for a quantitative trait), or
+    InputError for impossible settings."""
     if n_cases is not None and prevalence is not None:
         raise InputError("give either --n-cases or --prevalence, not both")
     if noise < 0:
         raise InputError(f"--noise {noise}: the noise factor λ must be ≥ 0 (paper: 1, 2 or 3)")
     if n_causal > n_snps:
         raise InputError(f"--n-causal {n_causal}: the genotypes have only {n_snps} SNPs; lower --n-causal")
+    if trait_type == "quantitative":
+        if n_cases is not None or prevalence is not None:
+            raise InputError("--n-cases and --prevalence set the cases of a binary trait; drop them with "
+                             "--trait-type quantitative")
+        return None
     if n_cases is None:
         frac = PAPER_PREVALENCE if prevalence is None else prevalence
         if not 0 < frac < 1:
@@ -188,12 +197,14 @@ def simulate_phenotype(
     n_cases: int | None = None,
     prevalence: float | None = None,
     seed: int,
+    trait_type: str = "binary",
 ) -> PhenotypeSimulation:
-    """Simulate a binary trait on real genotypes with the paper's model (docs/method.md §8).
+    """Simulate a binary or quantitative trait on real genotypes with the paper's model (docs/method.md §8).
 
     y = Σ_D w·f_D(x) + Σ_R w·f_R(x) + Σ_pairs w·x_a·x_b + Σ_triples w·x_a·x_b·x_c + ε,
     ε ~ N(0, λ·Var(G)) with G the genetic part; a sample is a case where y > τ, with τ chosen so that
-    exactly ``n_cases`` (or ``round(prevalence · N)``) samples are cases.
+    exactly ``n_cases`` (or ``round(prevalence · N)``) samples are cases. A quantitative trait is y itself
+    (the same draws of causal SNPs, weights and noise for the same seed; never binarised).
 
     Parameters
     ----------
@@ -207,6 +218,9 @@ def simulate_phenotype(
         Target case count, or case fraction; neither: the paper's fraction 1814/9139.
     seed
         Seeds the causal draw, the weights and the noise.
+    trait_type
+        ``binary`` (cases where y > τ) or ``quantitative`` (y; ``n_cases``/``prevalence`` must be unset,
+        ``threshold`` is NaN).
 
     Returns
     -------
@@ -219,7 +233,7 @@ def simulate_phenotype(
     """
     n_samples, n_snps = genotypes.shape
     n_cases = _case_count(n_samples, n_snps, n_causal=n_causal, noise=noise, n_cases=n_cases,
-                          prevalence=prevalence)
+                          prevalence=prevalence, trait_type=trait_type)
     rng = np.random.default_rng(seed)
     counts = causal_counts(n_causal)
     columns, x = _draw_causal_columns(genotypes, n_causal, rng)
@@ -235,13 +249,17 @@ def simulate_phenotype(
         )
     noise_sd = float(np.sqrt(noise * var_g))
     liability = g + rng.normal(0.0, noise_sd, size=n_samples) if noise_sd > 0 else g.copy()
+    truth = pd.DataFrame(rows, columns=["column", "role", "term", "partners", "weight"])
+    if n_cases is None:  # quantitative: the trait is y itself
+        return PhenotypeSimulation(phenotype=liability.copy(), liability=liability, genetic_value=g,
+                                   threshold=float("nan"), truth=truth, var_genetic=var_g, noise_sd=noise_sd,
+                                   trait_type="quantitative")
     # Rank-based so the case count is exact even with ties (noise 0); τ halfway between the last case
     # and the first control.
     order = np.argsort(-liability, kind="stable")
     phenotype = np.zeros(n_samples, dtype=np.int8)
     phenotype[order[:n_cases]] = 1
     threshold = float((liability[order[n_cases - 1]] + liability[order[n_cases]]) / 2)
-    truth = pd.DataFrame(rows, columns=["column", "role", "term", "partners", "weight"])
     return PhenotypeSimulation(phenotype=phenotype, liability=liability, genetic_value=g, threshold=threshold,
                                truth=truth, var_genetic=var_g, noise_sd=noise_sd)
 
@@ -252,11 +270,13 @@ def simulate_phenotype(
 
 @dataclass
 class SimulatedGenotypes:
-    """A1 allele counts (samples × SNPs, int8 0/1/2; A1 = minor allele) with PLINK fam/bim tables."""
+    """A1 allele counts (samples × SNPs, int8 0/1/2; A1 = minor allele) with PLINK fam/bim tables and
+    each sample's population (0, or 0/1 for a two-population simulation)."""
 
     a1_counts: np.ndarray
     fam: pd.DataFrame
     bim: pd.DataFrame
+    population: np.ndarray | None = None
 
 
 def _thin_to_grid(positions: np.ndarray, eligible: np.ndarray, *, spacing: float,
@@ -311,6 +331,7 @@ def simulate_genotypes(
     population_size: float = 1e4,
     mutation_rate: float = 1.25e-8,
     recombination_rate: float = 1e-8,
+    split_generations: float | None = None,
 ) -> SimulatedGenotypes:
     """Diploid genotypes with realistic LD from the coalescent with recombination (msprime).
 
@@ -329,6 +350,11 @@ def simulate_genotypes(
         Seeds everything (per-chromosome ancestry and mutation seeds, alleles, thinning, sex).
     population_size, mutation_rate, recombination_rate
         Ne, μ per bp per generation, r per bp per generation.
+    split_generations
+        ``None``: one panmictic population. Otherwise two populations of Ne ``population_size`` each,
+        split from one ancestral population of the same size this many generations ago, without
+        migration (expected F_ST ≈ 1 − exp(−T / 2Ne)); the first ``n_samples // 2`` samples are
+        population 0 (``A``), the rest population 1 (``B``). For stratified-cohort experiments.
     """
     import msprime
 
@@ -339,9 +365,9 @@ def simulate_genotypes(
     bims: list[pd.DataFrame] = []
     seeds = rng.integers(1, 2**31 - 1, size=(n_chromosomes, 2))
     for c in range(n_chromosomes):
-        ts = msprime.sim_ancestry(samples=n_samples, ploidy=2, population_size=population_size,
-                                  sequence_length=length, recombination_rate=recombination_rate,
-                                  random_seed=int(seeds[c, 0]))
+        ts = _ancestry(n_samples, population_size=population_size, length=length,
+                       recombination_rate=recombination_rate, split_generations=split_generations,
+                       seed=int(seeds[c, 0]))
         mts = msprime.sim_mutations(ts, rate=mutation_rate, model=msprime.BinaryMutationModel(),
                                     discrete_genome=True, random_seed=int(seeds[c, 1]))
         if mts.num_sites == 0:
@@ -369,7 +395,30 @@ def simulate_genotypes(
         "FID": [f"F{i + 1:05d}" for i in range(n_samples)], "IID": [f"I{i + 1:05d}" for i in range(n_samples)],
         "PAT": "0", "MAT": "0", "SEX": rng.integers(1, 3, size=n_samples), "PHENO": "-9",
     })
-    return SimulatedGenotypes(a1_counts=np.ascontiguousarray(np.concatenate(counts, axis=1)), fam=fam, bim=bim)
+    population = np.zeros(n_samples, dtype=np.int8)
+    if split_generations is not None:
+        population[n_samples // 2:] = 1
+    return SimulatedGenotypes(a1_counts=np.ascontiguousarray(np.concatenate(counts, axis=1)), fam=fam, bim=bim,
+                              population=population)
+
+
+def _ancestry(n_samples: int, *, population_size: float, length: float, recombination_rate: float,
+              split_generations: float | None, seed: int):
+    """One chromosome's ancestry: panmictic, or two populations split ``split_generations`` ago."""
+    import msprime
+
+    if split_generations is None:
+        return msprime.sim_ancestry(samples=n_samples, ploidy=2, population_size=population_size,
+                                    sequence_length=length, recombination_rate=recombination_rate,
+                                    random_seed=seed)
+    demography = msprime.Demography()
+    for name in ("A", "B", "ANC"):
+        demography.add_population(name=name, initial_size=population_size)
+    demography.add_population_split(time=float(split_generations), derived=["A", "B"], ancestral="ANC")
+    n_a = n_samples // 2
+    return msprime.sim_ancestry(samples={"A": n_a, "B": n_samples - n_a}, ploidy=2, demography=demography,
+                                sequence_length=length, recombination_rate=recombination_rate,
+                                random_seed=seed)
 
 
 def truth_table(sim: PhenotypeSimulation, variants: pd.DataFrame) -> pd.DataFrame:

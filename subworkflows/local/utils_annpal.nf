@@ -79,7 +79,16 @@ def validateParameters(params, schemaPath) {
         def msg = checkValue(name, value, entry.spec, entry.required)
         if( msg ) errors << msg
     }
-    return errors + checkGenotypeInput(params)
+    return errors + checkGenotypeInput(params) + checkTraitType(params)
+}
+
+/*
+ * Class balancing needs classes: a quantitative trait trains on every row once (--balance auto or none).
+ */
+def checkTraitType(params) {
+    if( params.trait_type == 'quantitative' && params.balance in ['paper', 'equal'] )
+        return ["Parameter --balance ${params.balance} balances cases and controls; use --balance auto or none with --trait_type quantitative"]
+    return []
 }
 
 /*

@@ -62,6 +62,9 @@ __all__ = ["ReportResult", "build_report", "LOW_VAL_AUC", "LAMBDA_WARN", "TINY_H
 
 #: A real model whose final validation AUC is below this gets a warning.
 LOW_VAL_AUC = 0.6
+#: Quantitative trait: a real model whose final validation R² is at or below this (no better than
+#: predicting the mean) gets a warning.
+LOW_VAL_R2 = 0.0
 #: λGC above this gets a warning (inflation / population structure).
 LAMBDA_WARN = 1.1
 #: Hidden layer sizes below this get a warning (docs/method.md §2: "warning when tiny").
@@ -87,6 +90,12 @@ class _Context:
     plots: list[P.Plot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: ``binary`` or ``quantitative`` (prepared/qc.json): AUC or R², cases or samples
+    trait_type: str = "binary"
+
+    @property
+    def quantitative(self) -> bool:
+        return self.trait_type == "quantitative"
 
     def add(self, plot: P.Plot) -> str:
         self.plots.append(plot)
@@ -129,7 +138,11 @@ def _overview(ctx: _Context) -> Section:
     rows: list[tuple[str, Any]] = []
     # Only label and split: sample IDs are never loaded (privacy rule).
     s = _read(ctx, SAMPLES, lay.path(SAMPLES), columns=["label", "split"])
-    if s is not None:
+    if s is not None and ctx.quantitative:
+        rows += [("samples", len(s)), ("trait", "quantitative"), ("trait mean", float(s["label"].mean())),
+                 ("trait SD", float(s["label"].std()))]
+        rows += [(f"{split} split (samples)", int((s["split"] == split).sum())) for split in ("train", "val")]
+    elif s is not None:
         rows += [("samples", len(s)), ("cases", int((s["label"] == 1).sum())),
                  ("controls", int((s["label"] == 0).sum()))]
         for split in ("train", "val"):
@@ -331,10 +344,12 @@ def _lr_section(ctx: _Context) -> Section | None:
     top = gwas.nlargest(10, "neg_log10_p")[["SNP", "CHR", "BP", "beta", "se", "p_value"]]
     body.append("<h3>Top 10 SNPs</h3>" + table(top, table_id="lr-top", sortable=True))
     body.append('<div class="grid">')
-    body.append(ctx.add(P.plot_lr_manhattan(gwas, lambda_value=lam, out_prefix=ctx.plot_dir / "manhattan_lr")))
+    body.append(ctx.add(P.plot_lr_manhattan(gwas, lambda_value=lam, out_prefix=ctx.plot_dir / "manhattan_lr",
+                                            quantitative=ctx.quantitative)))
     body.append(ctx.add(P.plot_lr_qq(p.to_numpy(float), lambda_value=lam, out_prefix=ctx.plot_dir / "qq_lr")))
     body.append("</div>")
-    return Section("lr", "Linear comparator (logistic regression)", "\n".join(body))
+    regression = "linear regression" if ctx.quantitative else "logistic regression"
+    return Section("lr", f"Linear comparator ({regression})", "\n".join(body))
 
 
 def _training_section(ctx: _Context) -> Section | None:
@@ -351,12 +366,13 @@ def _training_section(ctx: _Context) -> Section | None:
         histories[name] = h
         kind = "null" if name.startswith("null") else "real"
         last = h.iloc[-1]
+        quality, column, low = ("R²", "val_r2", LOW_VAL_R2) if ctx.quantitative else ("AUC", "val_auc", LOW_VAL_AUC)
         rows.append({"model": name, "kind": kind, "epochs": int(last["epoch"]),
                      "final train loss": float(last["train_loss"]), "final val loss": float(last["val_loss"]),
-                     "final val AUC": float(last["val_auc"]), "best val AUC": float(h["val_auc"].max())})
-        if kind == "real" and float(last["val_auc"]) < LOW_VAL_AUC:
-            ctx.warnings.append(f"{name}: low validation AUC ({float(last['val_auc']):.3f} < {LOW_VAL_AUC}); "
-                                "the model may not have learnt the trait")
+                     f"final val {quality}": float(last[column]), f"best val {quality}": float(h[column].max())})
+        if kind == "real" and (float(last[column]) <= low if ctx.quantitative else float(last[column]) < low):
+            ctx.warnings.append(f"{name}: low validation {quality} ({float(last[column]):.3f} "
+                                f"{'≤' if ctx.quantitative else '<'} {low}); the model may not have learnt the trait")
         info = _read(ctx, TRAIN_RECORD, ctx.results.path(TRAIN_RECORD, model=name)) or {}
         rows[-1].update({"kept epoch": info.get("kept_epoch"), "collapsed": bool(info.get("collapsed")),
                          "case share trained on": (info.get("balance") or {}).get("after", {}).get("case_share")})
@@ -377,7 +393,7 @@ def _training_section(ctx: _Context) -> Section | None:
         ctx.notes.append("train/ absent: no training curves")
         return None
     body = table(pd.DataFrame(rows), table_id="training", sortable=True)
-    body += ctx.add(P.plot_training(histories, out_prefix=ctx.plot_dir / "training"))
+    body += ctx.add(P.plot_training(histories, out_prefix=ctx.plot_dir / "training", quantitative=ctx.quantitative))
     return Section("training", "Training", body)
 
 
@@ -480,6 +496,8 @@ def build_report(results: str | os.PathLike[str], out_dir: str | os.PathLike[str
         raise InputError(f"{base}: none of {', '.join(known)} found; point --results to the results layout")
     out = Path(out_dir)
     ctx = _Context(results=Layout(base), plot_dir=Path(plot_dir) if plot_dir else out / "plots")
+    qc = _read(ctx, QC, ctx.results.path(QC)) or {}
+    ctx.trait_type = str(qc.get("phenotype", {}).get("trait_type", "binary"))
     ctx.plot_dir.mkdir(parents=True, exist_ok=True)
     if not (base / "prepared").is_dir():
         ctx.notes.append("prepared/ absent: input counts not shown")

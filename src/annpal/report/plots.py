@@ -143,8 +143,9 @@ def plot_mas_manhattan(scores: pd.DataFrame, *, method: str, thresholds: Sequenc
 
 
 def plot_lr_manhattan(gwas: pd.DataFrame, *, lambda_value: float | None,
-                      out_prefix: str | os.PathLike[str]) -> Plot:
-    """Manhattan plot of the logistic-regression comparator (−log10 P), Bonferroni line at 0.05/M (§7)."""
+                      out_prefix: str | os.PathLike[str], quantitative: bool = False) -> Plot:
+    """Manhattan plot of the comparator (−log10 P; logistic regression, or linear regression for a
+    quantitative trait), Bonferroni line at 0.05/M (§7)."""
     # −log10 P from gwas.tsv's own column: exact where P underflows a double (the strongest signals)
     nlp = pd.to_numeric(gwas["neg_log10_p"], errors="coerce").to_numpy(float)
     ok = np.isfinite(nlp)
@@ -156,11 +157,11 @@ def plot_lr_manhattan(gwas: pd.DataFrame, *, lambda_value: float | None,
     _genome_axis(ax, labels, centres)
     ax.set_ylabel("−log10 P (LR)")
     lam = f", λGC = {lambda_value:.3f}" if lambda_value is not None and np.isfinite(lambda_value) else ""
-    ax.set_title(f"Logistic regression comparator{lam}")
+    ax.set_title(f"{'Linear' if quantitative else 'Logistic'} regression comparator{lam}")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+    test = "t-test P-values of the per-SNP linear" if quantitative else "Wald P-values of the per-SNP logistic"
     return save_figure(fig, out_prefix, name="manhattan_lr", title="LR comparator Manhattan",
-                       caption="Wald P-values of the per-SNP logistic regression (genotype + PCs); dashed line: "
-                               "Bonferroni threshold.")
+                       caption=f"{test} regression (genotype + PCs); dashed line: Bonferroni threshold.")
 
 
 def plot_lr_qq(p_values: np.ndarray, *, lambda_value: float | None, out_prefix: str | os.PathLike[str]) -> Plot:
@@ -252,8 +253,11 @@ def plot_null_fit(*, method: str, out_prefix: str | os.PathLike[str], sigma: flo
                                "line mean a heavier tail than the fit (P-values then not calibrated).")
 
 
-def plot_training(histories: Mapping[str, pd.DataFrame], *, out_prefix: str | os.PathLike[str]) -> Plot:
-    """Training/validation loss and validation AUC per epoch of every real and null model (§2)."""
+def plot_training(histories: Mapping[str, pd.DataFrame], *, out_prefix: str | os.PathLike[str],
+                  quantitative: bool = False) -> Plot:
+    """Training/validation loss and validation AUC (R² for a quantitative trait) per epoch of every real
+    and null model (§2)."""
+    column, quality, loss, chance = (("val_r2", "R²", "MSE", 0.0) if quantitative else ("val_auc", "AUC", "BCE", 0.5))
     fig, (ax1, ax2) = _new_figure(11, 4.0, ncols=2)
     real_cmap, null_colour = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                               "#17becf", "#bcbd22", "#7f7f7f"), "#9a9a9a"
@@ -266,18 +270,18 @@ def plot_training(histories: Mapping[str, pd.DataFrame], *, out_prefix: str | os
         alpha = 0.6 if null else 0.95
         ax1.plot(h["epoch"], h["train_loss"], color=colour, lw=1.0, alpha=alpha, label=f"{model_id} train")
         ax1.plot(h["epoch"], h["val_loss"], color=colour, lw=1.0, ls="--", alpha=alpha)
-        ax2.plot(h["epoch"], h["val_auc"], color=colour, lw=1.0, alpha=alpha, label=model_id)
+        ax2.plot(h["epoch"], h[column], color=colour, lw=1.0, alpha=alpha, label=model_id)
     ax1.set_xlabel("epoch")
-    ax1.set_ylabel("BCE loss (solid: train, dashed: validation)")
+    ax1.set_ylabel(f"{loss} loss (solid: train, dashed: validation)")
     ax1.set_title("loss")
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation AUC")
-    ax2.axhline(0.5, color="grey", lw=0.7, ls=":")
-    ax2.set_title("validation AUC (grey: null models)")
+    ax2.set_ylabel(f"validation {quality}")
+    ax2.axhline(chance, color="grey", lw=0.7, ls=":")
+    ax2.set_title(f"validation {quality} (grey: null models)")
     if len(histories) <= 12:
         ax2.legend(fontsize=7, frameon=False, ncol=2)
     return save_figure(fig, out_prefix, name="training", title="Training curves",
-                       caption="Loss and validation AUC per epoch; real models in colour, null models "
+                       caption=f"Loss and validation {quality} per epoch; real models in colour, null models "
                                "(permuted labels) in grey.")
 
 
