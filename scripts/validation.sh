@@ -7,7 +7,7 @@
 #   VALIDATION_DIR            runs, genotypes and work dir           (validation)
 #   VALIDATION_LAMBDAS        noise factors of the scenarios         ("1 3")
 #   VALIDATION_NULL           1: also the null run                   (1)
-#   VALIDATION_TESTDATA_ARGS  annpal-testdata options (not --out)    (4 000 samples, 10 x 50 Mb, 100 SNPs/Mb, seed 1)
+#   VALIDATION_TESTDATA_ARGS  annpal-testdata options (not --out)    (4 000 samples, 4 x 50 Mb, 100 SNPs/Mb, seed 1)
 #   VALIDATION_NF_ARGS        extra nextflow options, e.g. "-c small.config"
 #   VALIDATION_SUMMARY        folder of the summary for the docs     (docs/validation)
 set -euo pipefail
@@ -15,7 +15,7 @@ set -euo pipefail
 out=${VALIDATION_DIR:-validation}
 lambdas=${VALIDATION_LAMBDAS:-"1 3"}
 with_null=${VALIDATION_NULL:-1}
-testdata_args=${VALIDATION_TESTDATA_ARGS:-"--n-samples 4000 --n-chromosomes 10 --chrom-length-mb 50 --snps-per-mb 100 --seed 1"}
+testdata_args=${VALIDATION_TESTDATA_ARGS:-"--n-samples 4000 --n-chromosomes 4 --chrom-length-mb 50 --snps-per-mb 100 --seed 1"}
 nf_args=${VALIDATION_NF_ARGS:-}
 summary=${VALIDATION_SUMMARY:-docs/validation}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +24,14 @@ mkdir -p "$out/data"
 out=$(cd "$out" && pwd)
 log() { echo "[validation $(date -u +%H:%M:%S)] $*" >&2; }
 
-if [[ ! -f "$out/data/cohort.bed" ]]; then
+# The genotypes are made once per set of options (a different set makes them again).
+if [[ ! -f "$out/data/cohort.bed" || "$(cat "$out/data/testdata_args.txt" 2>/dev/null)" != "$testdata_args" ]]; then
     log "genotypes: annpal-testdata $testdata_args"
+    rm -f "$out/data/cohort".* "$out/data/testdata_args.txt"
     start=$(date +%s)
     # shellcheck disable=SC2086  # options are words
     "$repo/bin/annpal-testdata" --out "$out/data/cohort" $testdata_args
+    printf '%s\n' "$testdata_args" > "$out/data/testdata_args.txt"
     printf 'testdata\t%s\n' "$(( $(date +%s) - start ))" >> "$out/wall_seconds.tsv"
 fi
 
