@@ -351,3 +351,65 @@ def test_prepare_dataset__fewer_than_two_snps(tmp_path):
     prefix = write_fileset(tmp_path / "few", counts, pheno=case_control(20, n_cases=8))
     with pytest.raises(InputError, match=r"few\.bim: 1 SNPs left after QC \(removed: monomorphic 2\).*relax"):
         prepare_dataset(prefix, n_val_cases=2, n_val_controls=2, allow_few_samples=True)
+
+
+# -- quantitative traits (issue 18, item 2) --------------------------------------------------------------
+
+def test_parse_quantitative_phenotype__values_and_missing():
+    values = dataset.parse_quantitative_phenotype(pd.Series(["1.5", "-9", "NA", "0.25", "-3", "", "1e2"]),
+                                                  source="p.tsv")
+    np.testing.assert_array_equal(values, [1.5, np.nan, np.nan, 0.25, -3.0, np.nan, 100.0])
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (["0", "1", "1", "0"], r"p\.tsv: only the values 0, 1, a case/control coding; pass --trait-type binary"),
+    (["1", "2", "-9", "2"], r"only the values 1, 2, a case/control coding; pass --trait-type binary"),
+    (["0", "1", "2"], r"only the values 0, 1, 2, .*--trait-type binary"),
+    (["0.5", "3.5", "0.5"], r"2 distinct phenotype values; a quantitative trait needs at least 3"),
+    (["0.5", "tall", "1.5"], r"non-numeric phenotype values \('tall'\)"),
+    (["0.5", "inf", "1.5"], r"non-numeric phenotype values \('inf'\)"),
+])
+def test_parse_quantitative_phenotype__refused(values, message):
+    with pytest.raises(InputError, match=message):
+        dataset.parse_quantitative_phenotype(pd.Series(values), source="p.tsv")
+
+
+def test_parse_binary_phenotype__non_binary_names_the_quantitative_option():
+    with pytest.raises(InputError, match=r"pass --trait-type quantitative"):
+        dataset.parse_binary_phenotype(pd.Series(["0.5", "1.7", "2.2"]), source="p.tsv")
+
+
+def test_random_validation_split__counts_seed_and_cap(caplog):
+    is_val, info = dataset.random_validation_split(100, n_val=30, seed=4)
+    assert is_val.sum() == 30 and info["n_train_samples"] == 70 and not info["capped"]
+    np.testing.assert_array_equal(is_val, dataset.random_validation_split(100, n_val=30, seed=4)[0])
+    with caplog.at_level(logging.WARNING):
+        capped, info = dataset.random_validation_split(41, n_val=30, seed=4)
+    assert capped.sum() == 20 and info["capped"]
+    with pytest.raises(InputError, match=r"--val-cases \+ --val-controls 30: .*lower the sum to 20"):
+        dataset.random_validation_split(41, n_val=30, seed=4, strict=True)
+
+
+def test_check_training_size__quantitative_needs_twice_the_class_minimum():
+    info = {"n_train_samples": 99, "n_val_samples": 10}
+    with pytest.raises(InputError, match=r"99 training samples .*at least 100 samples.*lower --val-cases \+ "
+                                         r"--val-controls to 9 or less"):
+        check_training_size(info, minimum=50, source="p.tsv")
+    check_training_size({"n_train_samples": 100, "n_val_samples": 10}, minimum=50, source="p.tsv")
+
+
+def test_prepare_dataset__quantitative_trait(tmp_path):
+    n = 300
+    prefix = write_fileset(tmp_path / "c", random_counts(n, 12, seed=5), pheno=case_control(n, n_cases=100))
+    trait = np.random.default_rng(5).normal(170, 10, n).round(3).astype(str)
+    trait[7] = "-9"
+    pheno = write_pheno(tmp_path / "p.tsv", [f"F{i}" for i in range(n)], [f"I{i}" for i in range(n)], trait)
+    ds = prepare_dataset(prefix, pheno=pheno, n_val_cases=20, n_val_controls=10, trait_type="quantitative")
+    assert ds.trait_type == "quantitative" and ds.labels.dtype == np.float64
+    assert ds.n_samples == n - 1 and (ds.samples["split"] == "val").sum() == 30
+    kept = np.delete(trait, 7).astype(float)
+    np.testing.assert_array_equal(ds.labels, kept)
+    assert ds.qc["samples"]["trait_mean"] == pytest.approx(kept.mean())
+    assert ds.qc["phenotype"]["trait_type"] == "quantitative" and "n_cases" not in ds.qc["samples"]
+    with pytest.raises(InputError, match=r"non-binary phenotype values .*--trait-type quantitative"):
+        prepare_dataset(prefix, pheno=pheno, n_val_cases=20, n_val_controls=10)

@@ -334,3 +334,94 @@ def test_gwas_table__columns_and_tiny_p_text():
     assert list(table.columns) == ["index", "CHR", "BP", "SNP", "A1", "A2", "beta", "se", "z", "p_value",
                                    "neg_log10_p", "af", "n", "status"]
     assert table["p_value"].tolist() == ["1e-400", "NA"]
+
+
+# ----------------------------------------------------------------------------------------------
+# linear regression (quantitative traits)
+
+
+def _quantitative(seed: int = 0):
+    """The two-population genotypes of :func:`_simulated` with a trait driven by SNP 3 and ancestry."""
+    g, _ = _simulated(seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    ancestry = g[:, 7:40].mean(axis=1)
+    values = 50 + 2.0 * g[:, 3] + 3.0 * ancestry + rng.normal(0, 4, len(g))
+    g[:, 11] = 1  # one monomorphic SNP
+    return g, values
+
+
+@pytest.mark.parametrize("extra_covariate", [False, True])
+def test_linear_gwas__matches_statsmodels_ols_to_1e8(simulated, extra_covariate):
+    _, _, pcs = simulated
+    g, values = _quantitative()
+    covariates = pcs
+    if extra_covariate:
+        covariates = np.column_stack([pcs, np.random.default_rng(5).normal(40, 10, len(values))])
+    res = gwas.linear_gwas(g, values, covariates=covariates, block_size=37)
+    assert res.status[11] == "monomorphic" and np.isnan(res.beta[11]) and np.isnan(res.neg_log10_p[11])
+    assert (np.delete(res.status, 11) == "ok").all()
+    for j in np.delete(np.arange(g.shape[1]), 11):
+        x = sm.add_constant(np.column_stack([g[:, j].astype(float), covariates]), has_constant="add")
+        fit = sm.OLS(values, x).fit()
+        for ours, ref in ((res.beta[j], fit.params[1]), (res.se[j], fit.bse[1]), (res.z[j], fit.tvalues[1]),
+                          (res.p_value[j], fit.pvalues[1])):
+            assert ours == pytest.approx(ref, rel=1e-8, abs=1e-300)
+        assert res.neg_log10_p[j] == pytest.approx(-math.log10(fit.pvalues[1]), rel=1e-8)
+    assert int(np.nanargmax(res.neg_log10_p)) == 3
+
+
+def test_linear_gwas__no_covariates_is_the_simple_regression():
+    g, values = _quantitative(seed=2)
+    res = gwas.linear_gwas(g, values)
+    slope, _, _, p, se = stats.linregress(g[:, 3].astype(float), values)[:5]
+    assert res.beta[3] == pytest.approx(slope, rel=1e-10) and res.se[3] == pytest.approx(se, rel=1e-10)
+    assert res.p_value[3] == pytest.approx(p, rel=1e-8)
+
+
+def test_linear_gwas__block_size_and_threads_do_not_change_results(simulated):
+    _, _, pcs = simulated
+    g, values = _quantitative()
+    one = gwas.linear_gwas(g, values, covariates=pcs)
+    other = gwas.linear_gwas(g, values, covariates=pcs, block_size=5, n_threads=3)
+    np.testing.assert_allclose(other.neg_log10_p, one.neg_log10_p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("values, message", [
+    (np.full(400, 2.5), "vary"), (np.r_[np.nan, np.arange(399.0)], "finite"),
+])
+def test_linear_gwas__bad_values_are_input_errors(simulated, values, message):
+    g, _, _ = simulated
+    with pytest.raises(InputError, match=message):
+        gwas.linear_gwas(g, values)
+
+
+@pytest.mark.parametrize("t, df", [(0.3, 5), (2.0, 50), (8.0, 398), (30.0, 100)])
+def test_t_log_p__matches_scipy(t, df):
+    assert gwas.t_log_p(np.array([t, -t]), df) == pytest.approx([math.log(2 * stats.t.sf(t, df))] * 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("t, df", [(60.0, 9000), (1e3, 500), (1e5, 50)])
+def test_t_log_p__exact_where_p_underflows(t, df):
+    mpmath.mp.dps = 50
+    x = mpmath.mpf(df) / (df + mpmath.mpf(t) ** 2)
+    exact = float(mpmath.log(mpmath.betainc(df / 2, 0.5, 0, x, regularized=True)))  # two-sided P = I_x(df/2, 1/2)
+    assert gwas.t_log_p(np.array([t]), df)[0] == pytest.approx(exact, rel=1e-9)
+
+
+def test_main__quantitative_dataset_uses_linear_regression(tmp_path):
+    prepared = tmp_path / "prepared"
+    make_prepared(prepared, trait_type="quantitative")
+    out = tmp_path / "g"
+    result = CliRunner().invoke(load_bin("annpal-gwas"), ["--dataset", str(prepared), "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "gwas.tsv", sep="\t")
+    summary = json.loads((out / "gwas.json").read_text())
+    assert summary["regression"] == "linear" and summary["trait_type"] == "quantitative"
+    assert summary["n_cases"] is None
+    pcs = pd.read_csv(out / "pcs.tsv", sep="\t")[["PC1", "PC2", "PC3"]].to_numpy()
+    g = np.load(prepared / "genotypes.npy")
+    y = pd.read_csv(prepared / "samples.tsv", sep="\t")["label"].to_numpy()
+    fit = sm.OLS(y, sm.add_constant(np.column_stack([g[:, 42].astype(float), pcs]))).fit()
+    assert table.loc[42, "beta"] == pytest.approx(fit.params[1], rel=1e-8)
+    assert table.loc[42, "neg_log10_p"] == pytest.approx(-math.log10(fit.pvalues[1]), rel=1e-8)
+    assert table.loc[table["neg_log10_p"][:150].idxmax(), "index"] in range(10, 15)

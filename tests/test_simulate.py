@@ -205,3 +205,35 @@ def test_site_by_site_dosages__match_the_genotype_matrix():
     np.testing.assert_array_equal(_derived_frequencies(mts), dosage.mean(axis=1, dtype=np.float64) / 2)
     sites = np.array([0, 3, 7, mts.num_sites - 1])
     np.testing.assert_array_equal(_dosages(mts, sites), dosage[sites])
+
+
+# -- quantitative mode (issue 18, item 2) ----------------------------------------------------------------
+
+def test_simulate_phenotype__quantitative_is_the_liability_of_the_binary_draw():
+    g = _genotypes()
+    binary = simulate_phenotype(g, n_causal=40, noise=1.0, n_cases=123, seed=5)
+    quant = simulate_phenotype(g, n_causal=40, noise=1.0, seed=5, trait_type="quantitative")
+    # same causal SNPs, weights and noise draw: y itself, never binarised
+    pd.testing.assert_frame_equal(quant.truth, binary.truth)
+    np.testing.assert_array_equal(quant.phenotype, binary.liability)
+    assert quant.phenotype.dtype == np.float64 and np.isnan(quant.threshold) and quant.n_cases is None
+    # the binary trait is the top 123 of the quantitative one
+    top = np.argsort(-quant.phenotype, kind="stable")[:123]
+    np.testing.assert_array_equal(np.flatnonzero(binary.phenotype), np.sort(top))
+
+
+def test_simulate_phenotype__quantitative_noise_and_genetic_value_by_hand():
+    g = _genotypes(n=400, m=60, seed=3)
+    sim = simulate_phenotype(g, n_causal=4, noise=2.0, seed=9, trait_type="quantitative")
+    # n_causal 4: 2 dominant + 2 recessive SNPs (causal_counts), one weight each
+    t = sim.truth.set_index("column")
+    by_hand = sum(row.weight * (f_dominant(g[:, c]) if row.role == "dominant" else f_recessive(g[:, c]))
+                  for c, row in t.iterrows())
+    np.testing.assert_allclose(sim.genetic_value, by_hand, rtol=1e-12)
+    assert sim.noise_sd == pytest.approx(np.sqrt(2.0 * by_hand.var()))
+
+
+@pytest.mark.parametrize("kwargs", [{"n_cases": 100}, {"prevalence": 0.2}])
+def test_simulate_phenotype__quantitative_refuses_case_settings(kwargs):
+    with pytest.raises(InputError, match=r"--n-cases and --prevalence set the cases of a binary trait"):
+        simulate_phenotype(_genotypes(), seed=1, trait_type="quantitative", **kwargs)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import load_bin
+from conftest import load_bin, make_prepared
 from torch.nn import functional as F
 
 import annpal.train as train_mod
@@ -551,3 +551,120 @@ def test_forward__bf16_first_layer_close_to_float32(input_dropped):
     out = train_mod._forward(model, x, bf16=True, input_dropped=input_dropped)
     assert out.dtype == torch.float32 and out.shape == (6,)
     torch.testing.assert_close(out, model(x).flatten(), atol=2e-2, rtol=0)
+
+
+# ------------------------------------------------------------------------- quantitative traits (MSE)
+
+
+@pytest.fixture(scope="module")
+def qds(tmp_path_factory):
+    """The 400 × 300 dataset of ``tiny_prepared`` with its liability as a quantitative trait."""
+    path = tmp_path_factory.mktemp("quantitative") / "prepared"
+    make_prepared(path, trait_type="quantitative")
+    return load_prepared(path, mmap=False)
+
+
+def linear_model(ds, **kw):
+    return small_model(ds, output="linear", **kw)
+
+
+def test_r_squared__hand_example():
+    # SS_res = 1 (one prediction off by 1), SS_tot = 2.25 + 0.25 + 0.25 + 2.25 = 5 → 1 − 1/5
+    assert train_mod.r_squared(np.array([1.0, 2, 3, 4]), np.array([1.0, 2, 3, 5])) == pytest.approx(0.8)
+    assert train_mod.r_squared(np.array([1.0, 2, 3, 4]), np.full(4, 2.5)) == 0.0  # the mean itself
+    # SS_res = 12.25 + 6.25 + 2.25 + 0.25 = 21: worse than the mean, so negative
+    assert train_mod.r_squared(np.array([1.0, 2, 3, 4]), np.full(4, 4.5)) == pytest.approx(1 - 21 / 5)
+    assert math.isnan(train_mod.r_squared(np.ones(3), np.arange(3.0)))
+
+
+def test_output_loss__mse_and_bce_by_hand():
+    out, y = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([1.0, 0.0, 2.0])
+    assert train_mod.output_loss(out, y, linear=True).item() == pytest.approx((0.25 + 1.0 + 0.0) / 3)
+    p, t = torch.tensor([0.8, 0.3]), torch.tensor([1.0, 0.0])
+    assert train_mod.output_loss(p, t, linear=False).item() == pytest.approx(-(math.log(0.8) + math.log(0.7)) / 2)
+
+
+def test_train_model__quantitative_history_rows_and_scaling(qds):
+    result = train_model(qds, seed=1, model_config=linear_model(qds), train_config=quick(3))
+    h = result.history
+    assert h["val_auc"].isna().all() and h["val_r2"].notna().all()
+    train = qds.train_mask
+    mean, sd = qds.labels[train].mean(), qds.labels[train].std()
+    assert result.meta["trait_scaling"] == pytest.approx({"mean": mean, "sd": sd})
+    assert result.meta["case_rows"] == list(range(qds.n_samples))  # every sample is attributed
+    assert result.meta["balance"]["rule_used"] == "none" and result.meta["n_train_balanced"] == train.sum()
+    # the last epoch's validation loss and R² recomputed by hand from the returned network
+    x = torch.from_numpy(qds.genotypes[qds.val_mask].astype(np.float32))
+    with torch.no_grad():
+        pred = result.model(x).flatten().numpy().astype(np.float64)
+    y = (qds.labels[qds.val_mask] - mean) / sd
+    assert h["val_loss"].iloc[-1] == pytest.approx(np.mean((y - pred) ** 2), rel=1e-5)
+    assert h["val_r2"].iloc[-1] == pytest.approx(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-5)
+    assert not isinstance(result.model.layers[-1], torch.nn.Sigmoid)
+
+
+def test_train_model__quantitative_targets_standardised_unclamped_unbalanced(qds, monkeypatch):
+    seen = []
+    loss = train_mod.output_loss
+    # training steps only (their outputs carry gradients; validation scores without)
+    monkeypatch.setattr(train_mod, "output_loss",
+                        lambda o, t, linear: (o.requires_grad and seen.append((t.clone(), linear))) or loss(o, t, linear=linear))
+    cfg = linear_model(qds)
+    train_model(qds, seed=2, model_config=cfg, train_config=quick(1, label_noise=0.0))
+    targets = np.sort(np.concatenate([t.numpy() for t, linear in seen if linear]))
+    train = qds.labels[qds.train_mask]
+    # one epoch without label noise: every training row once (no balancing), standardised
+    np.testing.assert_allclose(targets, np.sort((train - train.mean()) / train.std()), rtol=1e-5, atol=1e-6)
+    seen.clear()
+    train_model(qds, seed=2, model_config=cfg, train_config=quick(1, label_noise=0.5))
+    noisy = np.concatenate([t.numpy() for t, linear in seen if linear])
+    # ε ~ N(0, 0.5) added to a unit-variance trait, not clamped to [0, 1]: variance about 1.25
+    assert 1.05 < noisy.var() < 1.5 and noisy.min() < -1 and noisy.max() > 2
+
+
+def test_train_model__quantitative_learns_and_keeps_the_best_epoch(qds):
+    result = train_model(qds, seed=1, model_config=linear_model(qds, input_dropout=0.0, hidden_dropout=0.0),
+                         train_config=quick(20, lr=3e-3, keep="best_val_loss"))
+    h = result.history
+    best = int(h["val_loss"].idxmin())
+    assert result.meta["kept_epoch"] == best + 1 == int(h["val_r2"].idxmax()) + 1  # R² = 1 − MSE / Var
+    assert h["val_r2"].max() > 0.15  # the two causal SNPs carry most of the trait's variance
+    assert not result.meta["collapsed"]
+
+
+def test_train_model__quantitative_null_permutes_values_and_attributes_training_rows(qds):
+    result = train_model(qds, seed=3, model_config=linear_model(qds), train_config=quick(1), null=True)
+    train_rows = np.flatnonzero(qds.train_mask)
+    assert result.meta["case_rows"] == train_rows.tolist()
+    perm = np.asarray(result.meta["permutation"])
+    assert sorted(perm.tolist()) == list(range(train_rows.size)) and (perm != np.arange(train_rows.size)).any()
+
+
+@pytest.mark.parametrize("balance", ["paper", "equal"])
+def test_train_model__quantitative_refuses_class_balancing(qds, balance):
+    with pytest.raises(InputError, match=rf"--balance {balance}: class balancing needs a case/control trait"):
+        train_model(qds, seed=1, model_config=linear_model(qds), train_config=quick(1, balance=balance))
+
+
+def test_train_model__output_must_match_the_trait(qds, ds):
+    with pytest.raises(InputError, match=r"sigmoid output cannot fit the dataset's quantitative trait"):
+        train_model(qds, seed=1, model_config=small_model(qds), train_config=quick(1))
+    with pytest.raises(InputError, match=r"linear output cannot fit the dataset's binary trait"):
+        train_model(ds, seed=1, model_config=linear_model(ds), train_config=quick(1))
+
+
+def test_main__quantitative_dataset(qds, tmp_path):
+    out = tmp_path / "o"
+    args = ["--dataset", str(qds.path), "--seed", "1", "--epochs", "2", "--batch-size", "64", "--h1", "8",
+            "--h2", "3", "--input-dropout", "0.5", "--device", "cpu", "--threads", "1", "--out-dir", str(out)]
+    result = CliRunner().invoke(load_bin("annpal-train"), args)
+    assert result.exit_code == 0, result.output
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert history["val_auc"].isna().all() and history["val_r2"].notna().all()
+    info = json.loads((out / "train.json").read_text())
+    assert info["trait_type"] == "quantitative" and info["best_val_auc"] is None
+    assert info["best_val_r2"] == pytest.approx(history["val_r2"].max())
+    model, meta = load_model(out / "model.pt")
+    assert model.config.output == "linear" and meta["trait_type"] == "quantitative"
+    refused = CliRunner().invoke(load_bin("annpal-train"), [*args[:-1], str(tmp_path / "p"), "--balance", "paper"])
+    assert refused.exit_code == 1 and "class balancing needs a case/control trait" in refused.output
