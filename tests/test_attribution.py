@@ -12,7 +12,7 @@ import pytest
 import torch
 from captum.attr import DeepLift, IntegratedGradients, NoiseTunnel, Saliency
 from click.testing import CliRunner
-from conftest import load_bin
+from conftest import load_bin, make_prepared
 from torch import nn
 
 from annpal.attribution import (
@@ -606,3 +606,67 @@ def test_ig_internal_batch_size__row_cap():
                                   max_rows=1000) == 1000
     assert ig_internal_batch_size(n_snps=1000, batch_samples=64, n_steps=100, memory_bytes=10**12,
                                   max_rows=10) == 64  # still one step for every sample
+
+
+# -- linear output (quantitative traits, issue 18) ------------------------------------------------------
+
+
+def _linear_output_model(m: int, *, h1: int, h2: int, seed: int) -> AnnClassifier:
+    """A float64 network without the final sigmoid, weights scaled up so every layer is exercised."""
+    torch.manual_seed(seed)
+    model = AnnClassifier(ModelConfig(n_snps=m, h1=h1, h2=h2, input_dropout=0.5, output="linear")).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fast_paths__equal_captum_for_a_linear_output(size):
+    m, h1, h2, n = SIZES[size]
+    model = _linear_output_model(m, h1=h1, h2=h2, seed=31)
+    assert not any(isinstance(layer, nn.Sigmoid) for layer in model.layers)
+    g = _genotypes(n, m, seed=31)
+    x = torch.tensor(g, dtype=torch.float64)
+    ig = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=0, n_steps=50).detach().numpy()
+    assert np.abs(ig).max() > 1e-3
+    assert _rel_diff(fast_integrated_gradients(model, g, n_steps=50, absolute=False), ig) < 1e-6
+    sm = Saliency(model).attribute(x.clone().requires_grad_(), target=0, abs=True).detach().numpy()
+    np.testing.assert_allclose(fast_saliency(model, g), sm, rtol=1e-12, atol=0)
+    dl = deeplift(model, g, absolute=False)
+    assert _rel_diff(fast_deeplift(model, g, absolute=False), dl) < 1e-6
+    # DeepLIFT sums to f(x) − f(0): with no sigmoid this is the linear output's own difference
+    with torch.no_grad():
+        delta = (model(x) - model(torch.zeros_like(x))).flatten().numpy()
+    np.testing.assert_allclose(dl.sum(axis=1), delta, rtol=1e-8, atol=1e-10)
+
+
+def test_permutation_importance__fast_equals_reference_for_a_linear_output():
+    model = _linear_output_model(150, h1=12, h2=4, seed=32).float()
+    g = _genotypes(25, 150, seed=32)
+    r = draw_replacement_genotypes(25, seed=1)
+    ref = permutation_importance_reference(model, g, r)
+    assert ref.max() > 1e-2
+    np.testing.assert_allclose(permutation_importance(model, g, r, memory_bytes=4000), ref, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(ref, _authors_pm_loop(model, g, r), rtol=0, atol=1e-5)
+
+
+def test_main__quantitative_model_attributes_every_sample(tmp_path):
+    prepared = tmp_path / "prepared"
+    make_prepared(prepared, trait_type="quantitative")
+    ds = load_prepared(prepared)
+    from annpal.train import TrainConfig, train_model
+    result = train_model(ds, seed=1, model_config=ModelConfig(n_snps=ds.n_snps, h1=8, h2=3, input_dropout=0.5,
+                                                              output="linear"),
+                         train_config=TrainConfig(epochs=2, batch_size=64, lr=1e-3, device="cpu", threads=1))
+    save_model(tmp_path / "model.pt", result.model, meta=result.meta)
+    out = tmp_path / "a"
+    res = CliRunner().invoke(load_bin("annpal-attribute"), ["--dataset", str(prepared), "--model",
+                                                            str(tmp_path / "model.pt"), "--method", "ig",
+                                                            "--out-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "attr.json").read_text())
+    assert record["n_samples_selected"] == ds.n_samples and record["trait_type"] == "quantitative"
+    mas = np.load(out / "mas.npy")
+    ref = mas_for_model(result.model, ds.genotypes, rows=np.arange(ds.n_samples), method="ig").mas
+    np.testing.assert_allclose(mas, ref, rtol=1e-6)
