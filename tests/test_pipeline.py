@@ -206,6 +206,32 @@ def test_pipeline__stub_all_five_methods(tmp_path):
             assert (out / part).exists(), part
 
 
+def test_pipeline__stub_nn_covariates_pcs_plus_file(tmp_path):
+    """--nn_covariates pcs+file: one PCA task whose pcs.tsv both the comparator and every TRAIN (real and
+    null) receive, with the --covar file; without --covar the run is refused before any task."""
+    covar = tmp_path / "covar.tsv"
+    covar.write_text("FID\tIID\tage\n")
+    args = ["-profile", "test", "-stub", "--n_models", "1", "--n_null_models", "1", "--methods", "ig",
+            "--outdir", str(tmp_path / "results")]
+    check(run_nextflow(tmp_path, *args, "--nn_covariates", "pcs+file", "--covar", str(covar),
+                       "-with-trace", str(tmp_path / "trace.txt")))
+    trace = read_trace(tmp_path / "trace.txt")
+    assert sum(name.startswith("PCA ") for name in statuses(trace)) == 1
+    # what each task staged (a stub's .command.sh is the stub, its .command.run stages the real inputs)
+    staged = {}
+    for row in trace:
+        run_file = next((tmp_path / "work").glob(row["hash"] + "*")) / ".command.run"
+        staged.setdefault(row["process"].split(":")[-1], []).append(run_file.read_text())
+    assert len(staged["TRAIN"]) == 2 and len(staged["LOGISTIC_GWAS"]) == 1
+    for text in staged["TRAIN"]:
+        assert "pcs.tsv" in text and "covar/covar.tsv" in text
+    assert "pcs.tsv" in staged["LOGISTIC_GWAS"][0]
+    out = tmp_path / "results"
+    assert (out / "pca" / "pcs.tsv").is_file() and (out / "train" / "null_s1" / "covariates.tsv").is_file()
+    refused = run_nextflow(tmp_path, *args, "--nn_covariates", "file")
+    assert refused.returncode != 0 and "--nn_covariates file uses the --covar columns" in refused.stdout + refused.stderr
+
+
 def _copy_pipeline(dest: Path) -> Path:
     """A copy of the pipeline code (not bin/, not the data) whose library source a test may edit."""
     for name in ("main.nf", "nextflow.config", "nextflow_schema.json", "pyproject.toml"):

@@ -3,9 +3,10 @@
  *
  *   bfile|pfile|bgen|vcf ─(--simulate, bfile only)─ SIMULATE_PHENOTYPE ─┐
  *         └─────────────────────────────────────────────────────────────┴─ PREPARE ─ dataset
- *   dataset × seeds, null seeds ─ TRAIN ─ ATTRIBUTE(method) ─ MERGE_MAS(method, kind)
+ *   dataset ─ PCA ─ pcs (shared: LOGISTIC_GWAS, and TRAIN with --nn_covariates pcs|pcs+file)
+ *   dataset × seeds, null seeds (+ covariates) ─ TRAIN ─ ATTRIBUTE(method) ─ MERGE_MAS(method, kind)
  *   MERGE_MAS(real) ─ CALL_PAL ─ PVALUES(+ MERGE_MAS(null)) ─┐
- *   dataset ─ LOGISTIC_GWAS ─────────────────────────────────┼─ EVALUATE (--simulate)
+ *   dataset + pcs ─ LOGISTIC_GWAS ───────────────────────────┼─ EVALUATE (--simulate)
  *                                                            └─ ANNOTATE ─ REPORT
  *
  * Every step writes one folder named after its part of the results layout (docs/output.md);
@@ -15,6 +16,7 @@
 
 include { SIMULATE_PHENOTYPE  } from '../modules/local/simulate_phenotype/main'
 include { PREPARE             } from '../modules/local/prepare/main'
+include { PCA                 } from '../modules/local/pca/main'
 include { LOGISTIC_GWAS       } from '../modules/local/logistic_gwas/main'
 include { EVALUATE            } from '../modules/local/evaluate/main'
 include { ANNOTATE            } from '../modules/local/annotate/main'
@@ -77,13 +79,27 @@ workflow ANNPAL {
     ch_dataset  = PREPARE.out.dataset
 
     //
+    // Principal components, computed once: the comparator's and (--nn_covariates pcs) the networks'
+    //
+    def nn_pcs   = params.nn_covariates in ['pcs', 'pcs+file']
+    def nn_covar = params.nn_covariates in ['file', 'pcs+file']
+    ch_pcs = Channel.value([])
+    if( (params.n_pcs as int) > 0 && (nn_pcs || !params.skip_gwas) ) {
+        PCA(ch_dataset)
+        ch_versions = ch_versions.mix(PCA.out.versions)
+        ch_pcs      = PCA.out.pca.map { meta, dir -> dir.resolve('pcs.tsv') }.first()  // a value: every TRAIN reads it
+    }
+
+    //
     // Networks: seeds and null seeds -> models -> MAS -> MAS matrices -> PAL -> P-values
     //
     TRAIN_AND_ATTRIBUTE(
         ch_dataset,
         params.n_models as int,
         params.n_null_models as int,
-        params.methods.toString().tokenize(',')
+        params.methods.toString().tokenize(','),
+        nn_pcs ? ch_pcs : Channel.value([]),
+        nn_covar ? ch_covar : Channel.value([])
     )
     ch_versions = ch_versions.mix(TRAIN_AND_ATTRIBUTE.out.versions)
 
@@ -98,7 +114,7 @@ workflow ANNPAL {
     //
     ch_gwas = Channel.value([])
     if( !params.skip_gwas ) {
-        LOGISTIC_GWAS(ch_dataset, ch_covar)
+        LOGISTIC_GWAS(ch_dataset, ch_covar, ch_pcs)
         ch_versions = ch_versions.mix(LOGISTIC_GWAS.out.versions)
         ch_gwas     = LOGISTIC_GWAS.out.gwas.map { meta, dir -> dir }
     }

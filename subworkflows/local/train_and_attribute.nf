@@ -23,6 +23,8 @@ workflow TRAIN_AND_ATTRIBUTE {
     n_models        // int
     n_null_models   // int
     methods         // list of 'ig' | 'sm' | 'pm'
+    nn_pcs          // value: pcs.tsv when --nn_covariates uses the PCs, else []
+    nn_covar        // value: the --covar TSV when --nn_covariates uses it, else []
 
     main:
     ch_versions = Channel.empty()
@@ -36,7 +38,8 @@ workflow TRAIN_AND_ATTRIBUTE {
 
     ch_dataset_dir = ch_dataset.map { meta, dir -> dir }
 
-    TRAIN(ch_real.mix(ch_null).combine(ch_dataset_dir))
+    // the same covariates for real and null models (a null model permutes only the labels)
+    TRAIN(ch_real.mix(ch_null).combine(ch_dataset_dir), nn_pcs, nn_covar)
     ch_versions = ch_versions.mix(TRAIN.out.versions)
 
     ch_attr_in = TRAIN.out.model

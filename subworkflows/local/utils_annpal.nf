@@ -79,7 +79,18 @@ def validateParameters(params, schemaPath) {
         def msg = checkValue(name, value, entry.spec, entry.required)
         if( msg ) errors << msg
     }
-    return errors + checkGenotypeInput(params) + checkTraitType(params)
+    return errors + checkGenotypeInput(params) + checkTraitType(params) + checkNnCovariates(params)
+}
+
+/*
+ * --nn_covariates file or pcs+file feeds the --covar columns to the networks: it needs --covar.
+ */
+def checkNnCovariates(params) {
+    if( params.nn_covariates in ['file', 'pcs+file'] && !isSet(params.covar) )
+        return ["Parameter --nn_covariates ${params.nn_covariates} uses the --covar columns; give --covar FILE or use --nn_covariates pcs"]
+    if( params.nn_covariates in ['pcs', 'pcs+file'] && (params.n_pcs as int) < 1 )
+        return ["Parameter --nn_covariates ${params.nn_covariates} uses the principal components; set --n_pcs to 1 or more"]
+    return []
 }
 
 /*

@@ -9,6 +9,8 @@ process TRAIN {
 
     input:
     tuple val(meta), path(dataset)
+    path nn_pcs     // pcs.tsv of PCA when --nn_covariates uses the PCs, else []
+    path nn_covar, stageAs: 'covar/*'   // the --covar TSV when --nn_covariates uses it, else []
 
     output:
     tuple val(meta), path("${meta.id}"), emit: model
@@ -17,6 +19,7 @@ process TRAIN {
     script:
     def args     = task.ext.args ?: ''
     def null_arg = meta.kind == 'null' ? "--null --permute-seed ${meta.permute_seed}" : ''
+    def cov_args = (nn_pcs ? "--pcs ${nn_pcs} " : '') + (nn_covar ? "--covar ${nn_covar}" : '')
     """
     export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus} OPENBLAS_NUM_THREADS=${task.cpus}
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
@@ -24,6 +27,7 @@ process TRAIN {
         --dataset ${dataset} \\
         --seed ${meta.seed} \\
         ${null_arg} \\
+        ${cov_args} \\
         ${args} \\
         --threads ${task.cpus} \\
         --out-dir ${meta.id} \\
@@ -36,5 +40,6 @@ process TRAIN {
     export ANNPAL_CODE_VERSION='${task.ext.code_version}'
     mkdir -p ${meta.id}
     touch ${meta.id}/model.pt ${meta.id}/history.tsv ${meta.id}/train.json versions.yml
+    ${nn_pcs || nn_covar ? "touch ${meta.id}/covariates.tsv" : ''}
     """
 }

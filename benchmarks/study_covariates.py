@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Study: does PAL pick ancestry-informative SNPs on a stratified cohort, and does ``--nn-covariates pcs``
+stop it? (issue 18 item 3; the result is in docs/covariates.md).
+
+Cohort: ``annpal-testdata --split-generations T``: two msprime populations A and B (Ne 10 000 each, split
+T generations ago, no migration), N samples half from each, three 5 Mb chromosomes thinned to about
+300 SNPs/Mb. Trait: pure stratification, no causal SNP at all: a seeded draw of exactly
+``rate_A · N/2`` cases among A and ``rate_B · N/2`` among B (:func:`annpal.stratification.stratified_status`).
+Every SNP the networks call is therefore a false positive, and the question is whether the false
+positives are the ancestry-informative SNPs (high Hudson F_ST, :func:`annpal.stratification.hudson_fst`).
+
+Steps are the pipeline's bins, run one after another, single-threaded: annpal-prepare, annpal-pca (once),
+annpal-gwas without and with the PCs (the comparator, for reference), then for ``--nn-covariates none``
+and ``pcs`` the same K real and K null models (seeds and permutation seeds as the pipeline numbers them),
+IG attribution, MAS merges, annpal-call-pal and annpal-pvalues. The training recipe is ``-profile test``'s
+small-panel one (H1 64, H2 16, input dropout 0.5, 40 epochs, batch 64, ``--lr auto``, ``--balance auto``,
+``--keep best_val_loss``).
+
+Reported per mode: validation AUC of the real models, PAL count per θ, PAL SNPs with AMAS P below 0.05
+and 0.001, the F_ST of the PAL SNPs (median, and their percentiles within the genome-wide F_ST
+distribution), the share of PAL SNPs in the top 10 % / 1 % of F_ST, and the correlation over all SNPs
+between the mean MAS and F_ST; for LR: λGC and hits at P < 1e-4 and 5e-8 with and without PCs.
+Writes ``benchmarks/results/covariates_stratified.json``.
+
+Usage (about 15 minutes on one shared core with the defaults)::
+
+    nice -n 15 .venv/bin/python benchmarks/study_covariates.py --work /tmp/annpal-strat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from annpal import results
+from annpal.prepared import load_prepared
+from annpal.provenance import versions
+from annpal.stratification import hudson_fst, stratified_status
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / "bin"
+OUT = ROOT / "benchmarks" / "results" / "covariates_stratified.json"
+#: -profile test's small-panel recipe (conf/test.config).
+TRAIN_ARGS = ["--epochs", "40", "--batch-size", "64", "--lr", "auto", "--balance", "auto", "--keep",
+              "best_val_loss", "--input-dropout", "0.5", "--h1", "64", "--h2", "16", "--device", "cpu",
+              "--threads", "1"]
+#: The pipeline's null-model seed offsets (subworkflows/local/train_and_attribute.nf).
+NULL_PERMUTE_SEED_OFFSET, NULL_MODEL_SEED_OFFSET = 100000, 200000
+
+log = logging.getLogger("study_covariates")
+
+
+def run(*args: object) -> None:
+    """One bin, as the pipeline runs it; stop the study on failure."""
+    cmd = [sys.executable, str(BIN / str(args[0])), *map(str, args[1:])]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+
+
+def make_cohort(work: Path, a: argparse.Namespace) -> tuple[Path, np.ndarray]:
+    """Genotypes with two populations, the stratified status, the prepared dataset; population per row."""
+    prefix = work / "strat"
+    run("annpal-testdata", "--out", prefix, "--n-samples", a.n_samples, "--n-chromosomes", 3,
+        "--chrom-length-mb", 5, "--seed", a.seed, "--split-generations", a.split_generations)
+    pops = pd.read_csv(f"{prefix}.populations.tsv", sep="\t", dtype=str)
+    population = (pops["population"] == "B").to_numpy().astype(np.int8)
+    status = stratified_status(population, case_rate=(a.rate_a, a.rate_b), seed=a.seed)
+    pd.DataFrame({"FID": pops["FID"], "IID": pops["IID"], "status": status}).to_csv(
+        work / "pheno.tsv", sep="\t", index=False)
+    prepared = work / "prepared"
+    run("annpal-prepare", "--bfile", prefix, "--pheno", work / "pheno.tsv", "--trait-type", "binary",
+        "--val-cases", 60, "--val-controls", 60, "--split-seed", 1, "--threads", 1, "--out-dir", prepared)
+    ds = load_prepared(prepared)
+    by_id = dict(zip(pops["FID"] + "\0" + pops["IID"], population, strict=True))
+    return prepared, np.array([by_id[k] for k in ds.samples["FID"] + "\0" + ds.samples["IID"]], dtype=np.int8)
+
+
+def networks(work: Path, prepared: Path, pcs: Path, mode: str, a: argparse.Namespace) -> Path:
+    """K real and K null models with ``--nn-covariates mode``, IG MAS, merges, PAL and P-values."""
+    root = work / mode
+    extra = ["--nn-covariates", mode] + (["--pcs", pcs] if mode != "none" else [])
+    kinds = {"real": [(s, []) for s in range(1, a.models + 1)],
+             "null": [(NULL_MODEL_SEED_OFFSET + n, ["--null", "--permute-seed", NULL_PERMUTE_SEED_OFFSET + n])
+                      for n in range(1, a.models + 1)]}
+    for kind, seeds in kinds.items():
+        for seed, null in seeds:
+            model = root / "train" / f"{kind}_s{seed}"
+            run("annpal-train", "--dataset", prepared, "--seed", seed, *null, *TRAIN_ARGS, *extra, "--out-dir", model)
+            run("annpal-attribute", "--dataset", prepared, "--model", model / "model.pt", "--method", "ig",
+                "--n-steps", 16, "--device", "cpu", "--threads", 1, "--out-dir", root / "attribution" / f"ig_{kind}_s{seed}")
+            log.info("%s %s seed %d done", mode, kind, seed)
+        run("annpal-merge-mas", "--method", "ig", "--kind", kind, "--out-dir", root / "mas" / f"ig_{kind}",
+            *sorted((root / "attribution").glob(f"ig_{kind}_s*")))
+    run("annpal-call-pal", "--dataset", prepared, "--mas", root / "mas" / "ig_real" / "mas_matrix.npy",
+        "--method", "ig", "--thresholds", a.thresholds, "--out-dir", root / "pal")
+    run("annpal-pvalues", "--mas", root / "mas" / "ig_real" / "mas_matrix.npy", "--null-mas",
+        root / "mas" / "ig_null" / "mas_matrix.npy", "--scores", root / "pal" / "scores.tsv", "--dataset", prepared,
+        "--draws", 100, "--seed", 1, "--out-dir", root / "pvalues")
+    return root
+
+
+def fst_summary(index: np.ndarray, fst: np.ndarray) -> dict:
+    """F_ST of a SNP set against the genome-wide distribution."""
+    ok = np.isfinite(fst)
+    values = fst[index][ok[index]]
+    if values.size == 0:
+        return {"n": 0}
+    pct = scipy.stats.percentileofscore(fst[ok], values, kind="weak")
+    return {"n": int(values.size), "fst_median": float(np.median(values)),
+            "fst_percentile_median": float(np.median(pct)), "fst_percentile_min": float(pct.min()),
+            "share_top10pct_fst": float(np.mean(pct > 90)), "share_top1pct_fst": float(np.mean(pct > 99))}
+
+
+def summarise_networks(root: Path, fst: np.ndarray, thresholds: list[str]) -> dict:
+    """AUCs, PAL per θ with their F_ST, P-value counts, MAS–F_ST correlation of one mode."""
+    aucs = [json.loads((d / "train.json").read_text())["kept"]["val_auc"]
+            for d in sorted((root / "train").glob("real_s*"))]
+    scores = results.read(results.SCORES, root / "pal" / "scores.tsv")
+    pvalues = results.read(results.PVALUES, root / "pvalues" / "pvalues.tsv")
+    ok = np.isfinite(fst)
+    out = {"val_auc_real": aucs, "val_auc_real_median": float(np.median(aucs)),
+           "spearman_mas_fst": float(scipy.stats.spearmanr(scores["mas_mean"][ok], fst[ok]).statistic), "pal": {}}
+    for th in thresholds:
+        pal_index = scores["index"][results.as_bool(scores[f"pal_{th}"])].to_numpy()
+        p = pvalues[pvalues["threshold"].astype(str) == th]
+        out["pal"][th] = {**fst_summary(pal_index, fst),
+                          "n_p_below_0.05": int((p["p_value"] < 0.05).sum()),
+                          "n_p_below_0.001": int((p["p_value"] < 0.001).sum()),
+                          "p_below_0.05": fst_summary(p["index"][p["p_value"] < 0.05].to_numpy(), fst)}
+    return out
+
+
+def summarise_gwas(directory: Path, fst: np.ndarray) -> dict:
+    table = results.read(results.GWAS, directory / "gwas.tsv")
+    record = results.read(results.GWAS_RECORD, directory / "gwas.json")
+    p = 10.0 ** -table["neg_log10_p"].to_numpy()
+    return {"n_pcs": record["n_pcs"], "lambda_gc": record["lambda_gc"],
+            "n_p_below_1e-4": int((p < 1e-4).sum()), "n_p_below_5e-8": int((p < 5e-8).sum()),
+            "p_below_1e-4": fst_summary(np.flatnonzero(p < 1e-4), fst)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, required=True, help="Work folder (created).")
+    ap.add_argument("--n-samples", type=int, default=1200)
+    ap.add_argument("--split-generations", type=float, default=2000.0)
+    ap.add_argument("--rate-a", type=float, default=0.65, help="Case rate in population A.")
+    ap.add_argument("--rate-b", type=float, default=0.35, help="Case rate in population B.")
+    ap.add_argument("--models", type=int, default=5, help="Real models, and as many null models, per mode.")
+    ap.add_argument("--n-pcs", type=int, default=3)
+    ap.add_argument("--thresholds", default="99.9,99")
+    ap.add_argument("--seed", type=int, default=7, help="Seed of the cohort and the status draw.")
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    a.work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    prepared, population = make_cohort(a.work, a)
+    ds = load_prepared(prepared)
+    fst, fst_all = hudson_fst(ds.genotypes, population)
+    run("annpal-pca", "--dataset", prepared, "--n-pcs", a.n_pcs, "--out-dir", a.work / "pca")
+    pcs = a.work / "pca" / "pcs.tsv"
+    run("annpal-gwas", "--dataset", prepared, "--n-pcs", 0, "--out-dir", a.work / "gwas_nopcs")
+    run("annpal-gwas", "--dataset", prepared, "--pcs", pcs, "--out-dir", a.work / "gwas_pcs")
+    pc1 = results.read(results.PCS, pcs)["PC1"].to_numpy()
+    summary = {
+        "cohort": {"n_samples": ds.n_samples, "n_snps": ds.n_snps, "split_generations": a.split_generations,
+                   "case_rate": {"A": a.rate_a, "B": a.rate_b}, "n_cases": int(ds.labels.sum()),
+                   "seed": a.seed, "fst_genome_wide": fst_all,
+                   "fst_quantiles": {q: float(np.nanquantile(fst, float(q))) for q in ("0.5", "0.9", "0.99")},
+                   "pc1_population_r": float(abs(np.corrcoef(pc1, population)[0, 1]))},
+        "lr": {"no_pcs": summarise_gwas(a.work / "gwas_nopcs", fst), "pcs": summarise_gwas(a.work / "gwas_pcs", fst)},
+        "thresholds": a.thresholds.split(","), "models": a.models, "train_args": TRAIN_ARGS,
+    }
+    for mode in ("none", "pcs"):
+        root = networks(a.work, prepared, pcs, mode, a)
+        summary[f"nn_covariates_{mode}"] = summarise_networks(root, fst, summary["thresholds"])
+    summary["seconds"] = round(time.time() - t0, 1)
+    summary["versions"] = versions()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
