@@ -246,6 +246,47 @@ def train(*extra: str, empty: bool = False) -> Callable[[Path, Data], list[str]]
     return build
 
 
+def train_quantitative(*extra: str) -> Callable[[Path, Data], list[str]]:
+    """annpal-train on a small prepared dataset holding a quantitative trait."""
+    def build(tmp: Path, data: Data) -> list[str]:
+        dataset = tmp / "quantitative"
+        make_prepared(dataset, n_samples=120, n_snps=60, causal=(5,), n_val_per_class=10, trait_type="quantitative")
+        return ["--dataset", str(dataset), "--seed", "1", "--epochs", "1", *extra]
+    return build
+
+
+def nn_covariates(*extra: str, pcs: str | None = None, covar_rows: slice = slice(None)
+                  ) -> Callable[[Path, Data], list[str]]:
+    """annpal-train with covariates: ``pcs`` "good" writes a pcs.tsv, "covar" passes a covariate TSV as
+    --pcs; ``covar_rows`` selects the rows of the covariate TSV (passed as --covar when ``extra`` asks)."""
+    def build(tmp: Path, data: Data) -> list[str]:
+        samples = pd.read_csv(data.dataset / "samples.tsv", sep="\t", dtype=str)
+        pd.DataFrame({"FID": samples["FID"], "IID": samples["IID"], "PC1": np.linspace(-1, 1, len(samples))}
+                     ).to_csv(tmp / "pcs.tsv", sep="\t", index=False)
+        pd.DataFrame({"FID": samples["FID"], "IID": samples["IID"], "age": np.linspace(20, 80, len(samples))}
+                     ).iloc[covar_rows].to_csv(tmp / "covar.tsv", sep="\t", index=False)
+        files = {"good": ["--pcs", str(tmp / "pcs.tsv")], "covar": ["--pcs", str(tmp / "covar.tsv")], None: []}
+        args = [str(tmp / "covar.tsv") if a == "COVAR" else a for a in extra]
+        return ["--dataset", str(data.dataset), "--seed", "1", "--epochs", "1", *files[pcs], *args]
+    return build
+
+
+def attribute_without_covariates_file(tmp: Path, data: Data) -> list[str]:
+    """A model trained with --nn-covariates pcs whose covariates.tsv was then removed."""
+    args = nn_covariates("--nn-covariates", "pcs", "--h1", "4", "--h2", "2", "--device", "cpu", pcs="good")(tmp, data)
+    result = CliRunner().invoke(command("annpal-train"), [*args, "--out-dir", str(tmp / "model")])
+    assert result.exit_code == 0, result.output
+    (tmp / "model" / "covariates.tsv").unlink()
+    return ["--dataset", str(data.dataset), "--model", str(tmp / "model" / "model.pt"), "--method", "sm",
+            "--device", "cpu"]
+
+
+def simulate(*extra: str) -> Callable[[Path, Data], list[str]]:
+    def build(tmp: Path, data: Data) -> list[str]:
+        return ["--bfile", str(copy_fileset(tmp, data)), "--n-causal", "4", "--out-dir", str(tmp / "out"), *extra]
+    return build
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -372,7 +413,13 @@ CASES = [
          with_pheno(lambda t: t.assign(trait=0)), "only one class", "check the phenotype coding or column"),
     Case("pheno_non_binary", "quantitative phenotype (non-binary values)", "annpal-prepare",
          with_pheno(lambda t: t.assign(trait=np.linspace(0.5, 3.5, len(t)).round(2))), "non-binary phenotype",
-         "recode the trait as 0/1"),
+         "pass --trait-type quantitative"),
+    Case("pheno_binary_as_quantitative", "0/1 phenotype with `--trait-type quantitative`", "annpal-prepare",
+         with_pheno(lambda t: t, "--trait-type", "quantitative"), "pheno.tsv column trait: only the values 0, 1",
+         "pass --trait-type binary"),
+    Case("pheno_quantitative_text", "text in a quantitative phenotype", "annpal-prepare",
+         with_pheno(lambda t: t.assign(trait=["tall" if i == 3 else f"{i / 7:.3f}" for i in range(len(t))]),
+                    "--trait-type", "quantitative"), "non-numeric phenotype values ('tall')", "needs numbers"),
     Case("pheno_col_missing", "`--pheno-col` naming a column the file lacks", "annpal-prepare",
          with_pheno(lambda t: t, "--pheno-col", "T2D"), "no column 'T2D'", "fix --pheno-col"),
     Case("pheno_col_ambiguous", "phenotype file with two trait columns and no `--pheno-col`", "annpal-prepare",
@@ -426,6 +473,19 @@ CASES = [
          covar(set_cell("age", 3, "NA")), "covar.tsv: column 'age' has 1 missing", "impute them or drop the column"),
     Case("covar_missing_sample", "covariate file without a row for some samples", "annpal-gwas",
          covar(lambda t: t.iloc[5:]), "covar.tsv: 5 of 120 dataset samples have no row", "add a row for every sample"),
+    # Covariates in the network (annpal-train --nn-covariates, annpal-attribute)
+    Case("nn_cov_needs_pcs", "`--nn-covariates pcs` without `--pcs`", "annpal-train",
+         nn_covariates("--nn-covariates", "pcs"), "--nn-covariates pcs needs --pcs", "give it or choose another mode"),
+    Case("nn_cov_unused_file", "`--pcs` with `--nn-covariates none`", "annpal-train", nn_covariates(pcs="good"),
+         "--pcs given but --nn-covariates none does not use it", "drop it"),
+    Case("nn_cov_not_pcs", "`--pcs` file that is not a `pcs.tsv` (no PC columns)", "annpal-train",
+         nn_covariates("--nn-covariates", "pcs", pcs="covar"), "covar.tsv: expected columns FID IID PC1",
+         "give the pcs.tsv written by annpal-pca"),
+    Case("nn_cov_covar_missing_sample", "`--nn-covariates file` with a covariate file missing some samples",
+         "annpal-train", nn_covariates("--nn-covariates", "file", "--covar", "COVAR", covar_rows=slice(5, None)),
+         "covar.tsv: 5 of 120 dataset samples have no row", "add a row for every sample"),
+    Case("attr_covariates_missing", "model trained with covariates, its `covariates.tsv` removed", "annpal-attribute",
+         attribute_without_covariates_file, "covariates.tsv: missing", "give the covariates.tsv that annpal-train wrote"),
     # Training
     Case("train_not_prepared", "`--dataset` folder that is not a prepared dataset", "annpal-train",
          train(empty=True), "genotypes.npy: missing", "annpal-prepare"),
@@ -434,6 +494,11 @@ CASES = [
     Case("train_epochs", "`--epochs 0`", "annpal-train", train("--epochs", "0"), "--epochs", "at least 1"),
     Case("train_cuda", "`--device cuda` on a machine without a GPU", "annpal-train",
          train("--device", "cuda"), "--device cuda", "use --device cpu"),
+    Case("train_balance_quantitative", "`--balance paper` on a quantitative trait", "annpal-train",
+         train_quantitative("--balance", "paper"), "--balance paper", "use --balance auto or none"),
+    Case("simulate_cases_quantitative", "`--n-cases` with `--trait-type quantitative`", "annpal-simulate",
+         simulate("--trait-type", "quantitative", "--n-cases", "20"), "--n-cases and --prevalence",
+         "drop them with --trait-type quantitative"),
     Case("train_permute_seed", "`--permute-seed` without `--null`", "annpal-train",
          train("--permute-seed", "7"), "--permute-seed needs --null", "--null", exit_code=2),
     # Attribution
