@@ -9,12 +9,14 @@ T generations ago, no migration), N samples half from each, three 5 Mb chromosom
 Every SNP the networks call is therefore a false positive, and the question is whether the false
 positives are the ancestry-informative SNPs (high Hudson F_ST, :func:`annpal.stratification.hudson_fst`).
 
-Steps are the pipeline's bins, run one after another, single-threaded: annpal-prepare, annpal-pca (once),
-annpal-gwas without and with the PCs (the comparator, for reference), then for ``--nn-covariates none``
-and ``pcs`` the same K real and K null models (seeds and permutation seeds as the pipeline numbers them),
-IG attribution, MAS merges, annpal-call-pal and annpal-pvalues. The training recipe is ``-profile test``'s
-small-panel one (H1 64, H2 16, input dropout 0.5, 40 epochs, batch 64, ``--lr auto``, ``--balance auto``,
-``--keep best_val_loss``).
+Steps, single-threaded: the pipeline's bins annpal-prepare, annpal-pca (once) and annpal-gwas without and
+with the PCs (the comparator, for reference); then for ``--nn-covariates none`` and ``pcs`` the same K real
+and K null models (seeds and permutation seeds as the pipeline numbers them) trained and IG-attributed in
+this process with the library calls annpal-train and annpal-attribute make (one process instead of 4K
+interpreter starts: the study has to run niced on a shared machine), each model's MAS written as an
+ATTRIBUTE folder; then the bins annpal-merge-mas, annpal-call-pal and annpal-pvalues. Finished models are
+kept, so an interrupted study resumes. The training recipe is ``-profile test``'s small-panel one (H1 64,
+H2 16, input dropout 0.5, 40 epochs, batch 64, ``--lr auto``, ``--balance auto``, ``--keep best_val_loss``).
 
 Reported per mode: validation AUC of the real models, PAL count per θ, PAL SNPs with AMAS P below 0.05
 and 0.001, the F_ST of the PAL SNPs (median, and their percentiles within the genome-wide F_ST
@@ -42,19 +44,25 @@ import pandas as pd
 import scipy.stats
 
 from annpal import results
+from annpal.attribution import attribution_rows, mas_for_model
+from annpal.collapse import auto_learning_rate
+from annpal.covariates import nn_covariates
+from annpal.model import ModelConfig
 from annpal.prepared import load_prepared
 from annpal.provenance import versions
 from annpal.stratification import hudson_fst, stratified_status
+from annpal.train import TrainConfig, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "bin"
 OUT = ROOT / "benchmarks" / "results" / "covariates_stratified.json"
-#: -profile test's small-panel recipe (conf/test.config).
-TRAIN_ARGS = ["--epochs", "40", "--batch-size", "64", "--lr", "auto", "--balance", "auto", "--keep",
-              "best_val_loss", "--input-dropout", "0.5", "--h1", "64", "--h2", "16", "--device", "cpu",
-              "--threads", "1"]
+#: -profile test's small-panel recipe (conf/test.config), as annpal-train builds it.
+RECIPE = {"epochs": 40, "batch_size": 64, "balance": "auto", "keep": "best_val_loss", "device": "cpu", "threads": 1}
+ARCHITECTURE = {"h1": 64, "h2": 16, "input_dropout": 0.5}
+IG_STEPS = 16
 #: The pipeline's null-model seed offsets (subworkflows/local/train_and_attribute.nf).
 NULL_PERMUTE_SEED_OFFSET, NULL_MODEL_SEED_OFFSET = 100000, 200000
+MODES = ("none", "pcs")
 
 log = logging.getLogger("study_covariates")
 
@@ -70,6 +78,17 @@ def run(*args: object) -> None:
 def make_cohort(work: Path, a: argparse.Namespace) -> tuple[Path, np.ndarray]:
     """Genotypes with two populations, the stratified status, the prepared dataset; population per row."""
     prefix = work / "strat"
+    prepared = work / "prepared"
+    if not (prepared / results.QC.filename).is_file():
+        _write_cohort(work, prefix, prepared, a)
+    pops = pd.read_csv(f"{prefix}.populations.tsv", sep="\t", dtype=str)
+    population = (pops["population"] == "B").to_numpy().astype(np.int8)
+    ds = load_prepared(prepared)
+    by_id = dict(zip(pops["FID"] + "\0" + pops["IID"], population, strict=True))
+    return prepared, np.array([by_id[k] for k in ds.samples["FID"] + "\0" + ds.samples["IID"]], dtype=np.int8)
+
+
+def _write_cohort(work: Path, prefix: Path, prepared: Path, a: argparse.Namespace) -> None:
     run("annpal-testdata", "--out", prefix, "--n-samples", a.n_samples, "--n-chromosomes", 3,
         "--chrom-length-mb", 5, "--seed", a.seed, "--split-generations", a.split_generations)
     pops = pd.read_csv(f"{prefix}.populations.tsv", sep="\t", dtype=str)
@@ -77,36 +96,55 @@ def make_cohort(work: Path, a: argparse.Namespace) -> tuple[Path, np.ndarray]:
     status = stratified_status(population, case_rate=(a.rate_a, a.rate_b), seed=a.seed)
     pd.DataFrame({"FID": pops["FID"], "IID": pops["IID"], "status": status}).to_csv(
         work / "pheno.tsv", sep="\t", index=False)
-    prepared = work / "prepared"
     run("annpal-prepare", "--bfile", prefix, "--pheno", work / "pheno.tsv", "--trait-type", "binary",
         "--val-cases", 60, "--val-controls", 60, "--split-seed", 1, "--threads", 1, "--out-dir", prepared)
-    ds = load_prepared(prepared)
-    by_id = dict(zip(pops["FID"] + "\0" + pops["IID"], population, strict=True))
-    return prepared, np.array([by_id[k] for k in ds.samples["FID"] + "\0" + ds.samples["IID"]], dtype=np.int8)
 
 
-def networks(work: Path, prepared: Path, pcs: Path, mode: str, a: argparse.Namespace) -> Path:
-    """K real and K null models with ``--nn-covariates mode``, IG MAS, merges, PAL and P-values."""
-    root = work / mode
-    extra = ["--nn-covariates", mode] + (["--pcs", pcs] if mode != "none" else [])
-    kinds = {"real": [(s, []) for s in range(1, a.models + 1)],
-             "null": [(NULL_MODEL_SEED_OFFSET + n, ["--null", "--permute-seed", NULL_PERMUTE_SEED_OFFSET + n])
-                      for n in range(1, a.models + 1)]}
-    for kind, seeds in kinds.items():
-        for seed, null in seeds:
-            model = root / "train" / f"{kind}_s{seed}"
-            run("annpal-train", "--dataset", prepared, "--seed", seed, *null, *TRAIN_ARGS, *extra, "--out-dir", model)
-            run("annpal-attribute", "--dataset", prepared, "--model", model / "model.pt", "--method", "ig",
-                "--n-steps", 16, "--device", "cpu", "--threads", 1, "--out-dir", root / "attribution" / f"ig_{kind}_s{seed}")
-            log.info("%s %s seed %d done", mode, kind, seed)
-        run("annpal-merge-mas", "--method", "ig", "--kind", kind, "--out-dir", root / "mas" / f"ig_{kind}",
-            *sorted((root / "attribution").glob(f"ig_{kind}_s*")))
+def train_and_attribute(ds, out: Path, *, mode: str, pcs: Path, kind: str, n: int) -> None:
+    """One model as annpal-train + annpal-attribute --method ig make it; its ATTRIBUTE folder in ``out``."""
+    if (out / results.MAS.filename).is_file():
+        return
+    null = kind == "null"
+    seed = NULL_MODEL_SEED_OFFSET + n if null else n
+    covariates, names = nn_covariates(mode, ds.samples, pcs=pcs if mode == "pcs" else None)
+    config = ModelConfig(n_snps=ds.n_snps, covariates=tuple(names), **ARCHITECTURE)
+    recipe = TrainConfig(lr=auto_learning_rate(ds.n_snps, input_dropout=ARCHITECTURE["input_dropout"]), **RECIPE)
+    result = train_model(ds, seed=seed, null=null, permute_seed=NULL_PERMUTE_SEED_OFFSET + n if null else None,
+                         model_config=config, train_config=recipe, covariates=covariates)
+    rows, _ = attribution_rows(ds.labels, result.meta)
+    mas = mas_for_model(result.model, ds.genotypes, rows=rows, method="ig", n_steps=IG_STEPS, covariates=covariates)
+    kept = result.history.iloc[result.meta["kept_epoch"] - 1]
+    out.mkdir(parents=True, exist_ok=True)
+    results.write(results.ATTR, out, {"method": "ig", "kind": kind, "seed": seed, "degenerate": mas.degenerate,
+                                      "collapsed": result.meta["collapsed"], "val_auc": float(kept["val_auc"]),
+                                      "collapse_epoch": result.meta["collapse_epoch"], "covariates": names})
+    results.write(results.MAS, out, mas.mas)  # last: its presence marks the model done
+    log.info("%s %s %d: kept epoch %d, val AUC %.3f", mode, kind, n, result.meta["kept_epoch"], kept["val_auc"])
+
+
+def networks(work: Path, prepared: Path, pcs: Path, a: argparse.Namespace) -> None:
+    """K real and K null models per mode (interleaved, real first), IG MAS, merges, PAL and P-values."""
+    ds = load_prepared(prepared, mmap=False)
+    for kind in ("real", "null"):
+        for n in range(1, a.models + 1):
+            for mode in MODES:
+                train_and_attribute(ds, work / mode / "attribution" / f"ig_{kind}_s{n}", mode=mode, pcs=pcs,
+                                    kind=kind, n=n)
+    for mode in MODES:
+        root = work / mode
+        for kind in ("real", "null"):
+            run("annpal-merge-mas", "--method", "ig", "--kind", kind, "--out-dir", root / "mas" / f"ig_{kind}",
+                *sorted((root / "attribution").glob(f"ig_{kind}_s*")))
+        pal_and_pvalues(root, prepared, a)
+
+
+def pal_and_pvalues(root: Path, prepared: Path, a: argparse.Namespace) -> None:
+    """annpal-call-pal and annpal-pvalues on one mode's MAS matrices."""
     run("annpal-call-pal", "--dataset", prepared, "--mas", root / "mas" / "ig_real" / "mas_matrix.npy",
         "--method", "ig", "--thresholds", a.thresholds, "--out-dir", root / "pal")
     run("annpal-pvalues", "--mas", root / "mas" / "ig_real" / "mas_matrix.npy", "--null-mas",
         root / "mas" / "ig_null" / "mas_matrix.npy", "--scores", root / "pal" / "scores.tsv", "--dataset", prepared,
         "--draws", 100, "--seed", 1, "--out-dir", root / "pvalues")
-    return root
 
 
 def fst_summary(index: np.ndarray, fst: np.ndarray) -> dict:
@@ -121,10 +159,18 @@ def fst_summary(index: np.ndarray, fst: np.ndarray) -> dict:
             "share_top10pct_fst": float(np.mean(pct > 90)), "share_top1pct_fst": float(np.mean(pct > 99))}
 
 
+def _kept_auc(root: Path, attr_dir: Path) -> float:
+    """The kept epoch's validation AUC: in attr.json, or in train.json for models made with the bins."""
+    record = results.read(results.ATTR, attr_dir / "attr.json")
+    if "val_auc" in record:
+        return float(record["val_auc"])
+    train = root / "train" / attr_dir.name.removeprefix("ig_")
+    return float(results.read(results.TRAIN_RECORD, train / "train.json")["kept"]["val_auc"])
+
+
 def summarise_networks(root: Path, fst: np.ndarray, thresholds: list[str]) -> dict:
     """AUCs, PAL per θ with their F_ST, P-value counts, MAS–F_ST correlation of one mode."""
-    aucs = [json.loads((d / "train.json").read_text())["kept"]["val_auc"]
-            for d in sorted((root / "train").glob("real_s*"))]
+    aucs = [_kept_auc(root, d) for d in sorted((root / "attribution").glob("ig_real_s*"))]
     scores = results.read(results.SCORES, root / "pal" / "scores.tsv")
     pvalues = results.read(results.PVALUES, root / "pvalues" / "pvalues.tsv")
     ok = np.isfinite(fst)
@@ -156,7 +202,7 @@ def main() -> None:
     ap.add_argument("--split-generations", type=float, default=2000.0)
     ap.add_argument("--rate-a", type=float, default=0.65, help="Case rate in population A.")
     ap.add_argument("--rate-b", type=float, default=0.35, help="Case rate in population B.")
-    ap.add_argument("--models", type=int, default=5, help="Real models, and as many null models, per mode.")
+    ap.add_argument("--models", type=int, default=3, help="Real models, and as many null models, per mode.")
     ap.add_argument("--n-pcs", type=int, default=3)
     ap.add_argument("--thresholds", default="99.9,99")
     ap.add_argument("--seed", type=int, default=7, help="Seed of the cohort and the status draw.")
@@ -166,12 +212,14 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     prepared, population = make_cohort(a.work, a)
+    log.info("cohort ready")
     ds = load_prepared(prepared)
     fst, fst_all = hudson_fst(ds.genotypes, population)
-    run("annpal-pca", "--dataset", prepared, "--n-pcs", a.n_pcs, "--out-dir", a.work / "pca")
     pcs = a.work / "pca" / "pcs.tsv"
-    run("annpal-gwas", "--dataset", prepared, "--n-pcs", 0, "--out-dir", a.work / "gwas_nopcs")
-    run("annpal-gwas", "--dataset", prepared, "--pcs", pcs, "--out-dir", a.work / "gwas_pcs")
+    if not (a.work / "gwas_pcs" / "gwas.json").is_file():
+        run("annpal-pca", "--dataset", prepared, "--n-pcs", a.n_pcs, "--out-dir", a.work / "pca")
+        run("annpal-gwas", "--dataset", prepared, "--n-pcs", 0, "--out-dir", a.work / "gwas_nopcs")
+        run("annpal-gwas", "--dataset", prepared, "--pcs", pcs, "--out-dir", a.work / "gwas_pcs")
     pc1 = results.read(results.PCS, pcs)["PC1"].to_numpy()
     summary = {
         "cohort": {"n_samples": ds.n_samples, "n_snps": ds.n_snps, "split_generations": a.split_generations,
@@ -180,11 +228,12 @@ def main() -> None:
                    "fst_quantiles": {q: float(np.nanquantile(fst, float(q))) for q in ("0.5", "0.9", "0.99")},
                    "pc1_population_r": float(abs(np.corrcoef(pc1, population)[0, 1]))},
         "lr": {"no_pcs": summarise_gwas(a.work / "gwas_nopcs", fst), "pcs": summarise_gwas(a.work / "gwas_pcs", fst)},
-        "thresholds": a.thresholds.split(","), "models": a.models, "train_args": TRAIN_ARGS,
+        "thresholds": a.thresholds.split(","), "models": a.models,
+        "recipe": {**RECIPE, **ARCHITECTURE, "lr": "auto", "ig_steps": IG_STEPS},
     }
-    for mode in ("none", "pcs"):
-        root = networks(a.work, prepared, pcs, mode, a)
-        summary[f"nn_covariates_{mode}"] = summarise_networks(root, fst, summary["thresholds"])
+    networks(a.work, prepared, pcs, a)
+    for mode in MODES:
+        summary[f"nn_covariates_{mode}"] = summarise_networks(a.work / mode, fst, summary["thresholds"])
     summary["seconds"] = round(time.time() - t0, 1)
     summary["versions"] = versions()
     a.out.parent.mkdir(parents=True, exist_ok=True)

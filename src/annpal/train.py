@@ -304,7 +304,8 @@ def _fingerprint(*, seed: int, null: bool, permute_seed: int | None, model_confi
         "data": dataset_digest(dataset), "device_type": device.type,
         "covariates": covariate_digest(covariates),
         # the kernels draw different random numbers: a checkpoint of one never continues the other
-        "input_kernel": resolve_input_kernel(train_config.input_dropout_kernel, model_config.input_dropout),
+        "input_kernel": resolve_input_kernel(train_config.input_dropout_kernel, model_config.input_dropout,
+                                             device_type=device.type),
     }, sort_keys=True, default=str)
 
 
@@ -506,11 +507,9 @@ def _setup(model_config: ModelConfig, train_config: TrainConfig, data: _DeviceDa
     kernel = make_input_kernel(train_config.input_dropout_kernel, data.x_train, model,
                                max_batch=min(train_config.batch_size, data.balanced.numel()),
                                input_noise=train_config.input_noise, bf16=bf16)
-    # fused: one kernel over all parameters per step instead of several passes per tensor (the
-    # optimiser step reads and writes 84 M parameters × 4 state tensors at paper scale); the same
-    # Adam update up to float rounding.
-    optimizer = torch.optim.Adam(kernel.parameters(model), lr=train_config.lr,
-                                 weight_decay=train_config.weight_decay, fused=True)
+    # Adam over every weight; the kernel decides how (torch's fused Adam, or W1's step fused with its
+    # sparse gradient)
+    optimizer = kernel.optimizer(model, lr=train_config.lr, weight_decay=train_config.weight_decay)
     noise_gen = torch.Generator(device=device)
     noise_gen.manual_seed(noise_seed)
     return _Run(model=model, kernel=kernel, optimizer=optimizer, noise_gen=noise_gen,
@@ -764,9 +763,7 @@ def train_model(
     on_epoch_end
         Called as ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint); may raise to stop.
     covariates
-        Raw covariate values, one row per dataset sample, one column per name in
-        ``model_config.covariates`` (docs/method.md "Covariates in the network"); required exactly when the
-        model names covariates. A null model gets the same values (only its labels are permuted).
+        Raw values, dataset rows × ``model_config.covariates`` (docs/method.md §2); nulls get the same.
 
     Returns
     -------
@@ -802,7 +799,6 @@ def train_model(
              on_epoch_end=on_epoch_end)
         run.kernel.finish(run.model)
         meta.update(_keep_weights(run, train_config.keep))
-
     return _result(run, meta, device=device, bf16=bf16, threads=train_config.threads,
                    seconds=time.perf_counter() - started)
 
