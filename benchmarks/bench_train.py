@@ -14,11 +14,13 @@ dYᵀ·X) timed in the same run.
 ``--paper-scale`` instead times one epoch at the paper's genome-wide size (290 522 SNPs × 7 300 training
 samples, H1 290, H2 29, batch 256, input dropout 0.99) on CUDA and projects 1 000 epochs.
 
-``--kernels`` times, on the CPU at paper scale, one training step of the dense input-dropout kernel
-against the sparse one (``annpal.input_dropout``), the optimiser step alone (Adam over all 84 M
-parameters: the floor of any kernel) and one validation pass, each kernel in its own process for a clean
-peak memory, interleaved over ``--repeats`` rounds; it projects the hours of a paper-scale model
-(1 000 epochs × 27 steps) from them.
+``--kernels`` times, on the CPU at paper scale, one training step of each input-dropout kernel (dense,
+sparse: ``annpal.input_dropout``; fused: ``annpal.fused_input``), wall and CPU seconds, split into first
+layer / rest of the network / optimiser, against the optimiser step alone (``torch.optim.Adam(fused=True)``
+over all 84 M parameters with their gradients in place: the floor of any kernel), and one validation
+pass, each kernel in its own process for a clean peak memory, interleaved over ``--repeats`` rounds; it
+projects the hours of a paper-scale model (1 000 epochs × 27 steps) from them and records the 1-minute
+load average around each.
 
 Usage: ``python benchmarks/bench_train.py [--epochs 3] [--threads 2] [--paper-scale | --kernels]``; writes
 ``benchmarks/results/train.json`` (``train_paper_scale.json`` with ``--paper-scale``,
@@ -283,13 +285,60 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+KERNEL_KINDS = ("dense", "sparse", "fused")
+
+
+def _timed(fn, n: int) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds (all threads) of ``n`` calls of ``fn``."""
+    wall, cpu = [], []
+    for _ in range(n):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
+
+
+def _step_phases(run, data, batches) -> dict:
+    """Median wall seconds of a training step's phases (the body of ``train._train_step``, split)."""
+    phases = {"first_layer_forward": [], "rest_forward_backward": [], "optimizer_step": []}
+    for idx in batches:
+        t0 = time.perf_counter()
+        y = data.y_train.index_select(0, idx)
+        z = run.kernel.preactivation(run.model, idx, run.noise_gen)
+        t1 = time.perf_counter()
+        loss = F.binary_cross_entropy(run.model.forward_from_preactivation(z).flatten(), y)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.kernel.backward(run.model, loss)
+        t2 = time.perf_counter()
+        run.optimizer.step()
+        t3 = time.perf_counter()
+        for key, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            phases[key].append(dt)
+    return {k: float(np.median(v)) for k, v in phases.items()}
+
+
+def _adam_floor(params: list[torch.nn.Parameter], n: int) -> tuple[list[float], list[float]]:
+    """``torch.optim.Adam(fused=True)`` over ``params`` with dense gradients in place: the floor of any
+    kernel (its weight decay touches every weight). A fresh optimiser (first step untimed), so the same
+    for every kernel."""
+    floor = torch.optim.Adam(params, lr=1e-5, weight_decay=1e-3, fused=True)
+    for q in params:
+        q.grad = torch.zeros_like(q)
+    floor.step()
+    return _timed(floor.step, n)
+
+
 def kernel_child(kind: str, args: argparse.Namespace) -> dict:
-    """In a fresh process: time ``--kernel-steps`` training steps of one kernel, the optimiser step alone
-    (the floor: Adam over all parameters) and one validation pass; peak RSS of the process."""
+    """In a fresh process: time ``--kernel-steps`` training steps of one kernel (wall and CPU), their
+    phases, the Adam floor and one validation pass; peak RSS of the training (before the floor's own
+    gradient and state are allocated)."""
     import gc
+    import os
 
     from annpal import train as T
 
+    load_start = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     ds = _paper_dataset(args.paper_snps, args.kernel_train, args.kernel_val)
     config = ModelConfig(n_snps=args.paper_snps, h1=args.paper_h1, h2=args.paper_h2, input_dropout=0.99)
@@ -300,92 +349,97 @@ def kernel_child(kind: str, args: argparse.Namespace) -> dict:
     gc.collect()
     rss_data = _peak_rss_mib()
     rng = np.random.default_rng(2)
-    n_steps = args.kernel_steps if kind == "sparse" else max(2, args.kernel_steps // 4)
-    batches = [torch.from_numpy(rng.choice(rows.balanced, 256, replace=False)) for _ in range(n_steps + 1)]
+    n_steps = args.kernel_steps if kind != "dense" else max(2, args.kernel_steps // 4)
+    batches = [torch.from_numpy(rng.choice(rows.balanced, 256, replace=False)) for _ in range(2 * n_steps + 1)]
     with torch.random.fork_rng():
-        run = T._setup(config, recipe, data, seed=1, bf16=False)
+        t0 = time.perf_counter()
+        run = T._setup(config, recipe, data, seed=1, bf16=False)  # fused: numba's compile or cache load
+        setup_s = time.perf_counter() - t0
         run.model.train()
-        steps, steps_cpu = [], []
-        for idx in batches:  # the first is warm-up
-            t0, c0 = time.perf_counter(), time.process_time()
-            T._train_step(run, data, idx, recipe)
-            steps.append(time.perf_counter() - t0)
-            steps_cpu.append(time.process_time() - c0)
-        adam, adam_cpu = [], []
-        for _ in range(args.kernel_steps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            run.optimizer.step()
-            adam.append(time.perf_counter() - t0)
-            adam_cpu.append(time.process_time() - c0)
+        it = iter(batches)
+        steps, steps_cpu = _timed(lambda: T._train_step(run, data, next(it), recipe), n_steps + 1)
+        phases = _step_phases(run, data, batches[n_steps + 1:])
+        peak_train = _peak_rss_mib()
         t0 = time.perf_counter()
         T._validate(run.model, data, bf16=False)
         val_s = time.perf_counter() - t0
+        adam, adam_cpu = _adam_floor(run.kernel.parameters(run.model), args.kernel_steps)
     return {"kind": run.kernel.name, "step_s": float(np.median(steps[1:])), "steps_s": steps[1:],
-            "adam_s": float(np.median(adam)), "validation_s": val_s,
+            "adam_s": float(np.median(adam)), "validation_s": val_s, "setup_s": setup_s, "phases_s": phases,
             # CPU seconds of the process (all threads): robust to other processes' load, which inflates
             # wall time on a shared machine (time slices), though not to shared memory bandwidth
-            "step_cpu_s": float(np.median(steps_cpu[1:])), "adam_cpu_s": float(np.median(adam_cpu)), "n_val": args.kernel_val,
-            "rss_after_data_mib": rss_data, "peak_rss_mib": _peak_rss_mib()}
+            "step_cpu_s": float(np.median(steps_cpu[1:])), "adam_cpu_s": float(np.median(adam_cpu)),
+            "n_val": args.kernel_val, "rss_after_data_mib": rss_data, "peak_rss_mib": peak_train,
+            "load_average_1min": [load_start, os.getloadavg()[0]]}
 
 
 def kernels(args: argparse.Namespace) -> dict:
-    """Dense vs sparse step at paper scale, each kernel in its own process (clean peak memory),
-    interleaved over ``--repeats`` rounds so that load from other processes hits both alike."""
+    """Every kernel's step at paper scale against the Adam floor, each kernel in its own process (clean
+    peak memory), interleaved over ``--repeats`` rounds so that load from other processes hits all alike."""
+    import os
     import subprocess
 
+    kinds = [k for k in KERNEL_KINDS if k in args.kernel_kinds.split(",")]
     rounds = []
     for _ in range(args.repeats):
         rnd = {}
-        for kind in ("dense", "sparse"):
+        for kind in kinds:
             cmd = [sys.executable, __file__, "--kernel-child", kind, *sys.argv[1:]]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rnd[kind] = json.loads(out.strip().splitlines()[-1])
-            print(f"  {kind}: step {rnd[kind]['step_s']:.3f} s, Adam {rnd[kind]['adam_s']:.3f} s, "
-                  f"peak {rnd[kind]['peak_rss_mib']:.0f} MiB", flush=True)
+            print(f"  {kind}: step {rnd[kind]['step_s']:.3f} s ({rnd[kind]['step_cpu_s']:.3f} CPU-s), Adam floor "
+                  f"{rnd[kind]['adam_s']:.3f} s, setup {rnd[kind]['setup_s']:.1f} s, peak "
+                  f"{rnd[kind]['peak_rss_mib']:.0f} MiB, load {rnd[kind]['load_average_1min']}", flush=True)
         rounds.append(rnd)
-    best = {k: min((r[k] for r in rounds), key=lambda c: c["step_s"]) for k in ("dense", "sparse")}
-    floor = min(r[k]["adam_s"] for r in rounds for k in ("dense", "sparse"))
-    sparse, dense = best["sparse"], best["dense"]
+    best = {k: min((r[k] for r in rounds), key=lambda c: c["step_s"]) for k in kinds}
+    floor = min(r[k]["adam_s"] for r in rounds for k in kinds)
+    floor_cpu = min(r[k]["adam_cpu_s"] for r in rounds for k in kinds)
     hours = {k: PAPER_EPOCHS * (STEPS_PER_EPOCH * c["step_s"] + c["validation_s"]) / 3600 for k, c in best.items()}
-    return {
+    res = {
         "scale": f"{args.paper_snps} SNPs, H1 {args.paper_h1}, H2 {args.paper_h2}, batch 256, input dropout 0.99, "
                  f"{args.kernel_train} training + {args.kernel_val} validation samples (int8)",
         "threads": args.threads, "repeats": args.repeats, "rounds": rounds,
-        "dense_step_s": dense["step_s"], "sparse_step_s": sparse["step_s"], "adam_floor_s": floor,
-        "speedup_sparse_vs_dense": dense["step_s"] / sparse["step_s"],
-        "sparse_over_adam_floor": sparse["step_s"] / floor,
-        "per_round_speedup": [r["dense"]["step_s"] / r["sparse"]["step_s"] for r in rounds],
-        "per_round_sparse_over_floor": [r["sparse"]["step_s"] / r["sparse"]["adam_s"] for r in rounds],
-        "cpu_seconds": {
-            "dense_step": min(r["dense"]["step_cpu_s"] for r in rounds),
-            "sparse_step": min(r["sparse"]["step_cpu_s"] for r in rounds),
-            "adam_floor": min(r[k]["adam_cpu_s"] for r in rounds for k in ("dense", "sparse")),
-        },
-        "load_average_1min": __import__("os").getloadavg()[0],
+        **{f"{k}_step_s": c["step_s"] for k, c in best.items()}, "adam_floor_s": floor,
+        "over_adam_floor": {k: c["step_s"] / floor for k, c in best.items()},
+        "per_round_over_floor": [{k: r[k]["step_s"] / r[k]["adam_s"] for k in kinds} for r in rounds],
+        "cpu_seconds": {**{f"{k}_step": c["step_cpu_s"] for k, c in best.items()}, "adam_floor": floor_cpu},
+        "cpu_over_adam_floor": {k: c["step_cpu_s"] / floor_cpu for k, c in best.items()},
+        "phases_s": {k: c["phases_s"] for k, c in best.items()},
+        "setup_s": {k: c["setup_s"] for k, c in best.items()},
+        "load_average_1min": {k: c["load_average_1min"] for k, c in best.items()},
         "validation_s": {k: c["validation_s"] for k, c in best.items()},
         "projected_hours_per_model": hours,
         "projection": f"{PAPER_EPOCHS} epochs x ({STEPS_PER_EPOCH} steps + one validation pass of "
                       f"{args.kernel_val} samples)",
         "peak_rss_mib": {k: c["peak_rss_mib"] for k, c in best.items()},
         "rss_after_data_mib": {k: c["rss_after_data_mib"] for k, c in best.items()},
+        "load_average_1min_end": os.getloadavg()[0],
         "goals": {"speedup_min": 8.0, "over_floor_max": 1.5},
     }
+    if "dense" in best:
+        res["speedup_vs_dense"] = {k: best["dense"]["step_s"] / c["step_s"] for k, c in best.items()}
+    return res
 
 
 def print_kernels(res: dict) -> None:
-    print(f"{'':<22}{'dense':>10}{'sparse':>10}")
-    print(f"{'step (s)':<22}{res['dense_step_s']:>10.3f}{res['sparse_step_s']:>10.3f}")
-    print(f"{'Adam alone (s)':<22}{res['adam_floor_s']:>10.3f}{res['adam_floor_s']:>10.3f}")
-    h = res["projected_hours_per_model"]
-    print(f"{'h / paper-scale model':<22}{h['dense']:>10.2f}{h['sparse']:>10.2f}")
-    c = res["cpu_seconds"]
-    print(f"{'step CPU-s':<22}{c['dense_step']:>10.3f}{c['sparse_step']:>10.3f}   Adam alone {c['adam_floor']:.3f} CPU-s")
-    m = res["peak_rss_mib"]
-    print(f"{'peak RSS (MiB)':<22}{m['dense']:>10.0f}{m['sparse']:>10.0f}")
-    print(f"CPU time: sparse {c['dense_step'] / c['sparse_step']:.1f}x faster, {c['sparse_step'] / c['adam_floor']:.2f}x "
-          f"the Adam floor; 1-min load average at the end {res['load_average_1min']:.1f}")
-    print(f"sparse {res['speedup_sparse_vs_dense']:.1f}x faster than dense (goal >= 8x); "
-          f"{res['sparse_over_adam_floor']:.2f}x the Adam floor (goal <= 1.5x); {res['threads']} threads")
+    kinds = list(res["projected_hours_per_model"])
+    c, phases = res["cpu_seconds"], res["phases_s"]
+    rows = [("step (s)", [res[f"{k}_step_s"] for k in kinds], ".3f"),
+            ("step CPU-s", [c[f"{k}_step"] for k in kinds], ".3f"),
+            ("x Adam floor (wall)", [res["over_adam_floor"][k] for k in kinds], ".2f"),
+            ("x Adam floor (CPU)", [res["cpu_over_adam_floor"][k] for k in kinds], ".2f"),
+            *[(f"  {p} (s)", [phases[k][p] for k in kinds], ".3f") for p in phases[kinds[0]]],
+            ("h / paper-scale model", [res["projected_hours_per_model"][k] for k in kinds], ".2f"),
+            ("setup s (fused: compile)", [res["setup_s"][k] for k in kinds], ".1f"),
+            ("peak RSS (MiB)", [res["peak_rss_mib"][k] for k in kinds], ".0f")]
+    print(f"{'':<26}" + "".join(f"{k:>10}" for k in kinds))
+    for label, values, fmt in rows:
+        print(f"{label:<26}" + "".join(f"{v:>10{fmt}}" for v in values))
+    print(f"Adam floor {res['adam_floor_s']:.3f} s ({c['adam_floor']:.3f} CPU-s); {res['threads']} threads; "
+          f"1-min load average per kernel (start, end): {res['load_average_1min']}")
+    if "speedup_vs_dense" in res:
+        print("faster than dense: " + ", ".join(f"{k} {v:.1f}x" for k, v in res["speedup_vs_dense"].items()
+                                               if k != "dense") + " (goal >= 8x); goal <= 1.5x the Adam floor")
 
 
 def main() -> None:
@@ -401,11 +455,14 @@ def main() -> None:
     parser.add_argument("--paper-h2", type=int, default=29)
     parser.add_argument("--paper-epochs", type=int, default=3, help="epochs run; the first is warm-up")
     parser.add_argument("--kernels", action="store_true",
-                        help="dense vs sparse input-dropout kernel at paper scale on the CPU, with the Adam floor")
-    parser.add_argument("--kernel-steps", type=int, default=12, help="sparse steps timed (dense: a quarter)")
+                        help="dense, sparse and fused input-dropout kernels at paper scale on the CPU, with the Adam floor")
+    parser.add_argument("--kernel-steps", type=int, default=12,
+                        help="sparse and fused steps timed, and as many profiled (dense: a quarter)")
     parser.add_argument("--kernel-train", type=int, default=1000, help="training samples (--kernels)")
     parser.add_argument("--kernel-val", type=int, default=200, help="validation samples (--kernels)")
-    parser.add_argument("--kernel-child", choices=["dense", "sparse"], help=argparse.SUPPRESS)
+    parser.add_argument("--kernel-kinds", default=",".join(KERNEL_KINDS),
+                        help="kernels timed by --kernels (comma-separated)")
+    parser.add_argument("--kernel-child", choices=list(KERNEL_KINDS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.kernel_child:
         print(json.dumps(kernel_child(args.kernel_child, args)))

@@ -1,4 +1,5 @@
-"""Tests for ``annpal.input_dropout``: the sparse input-dropout kernel against the dense reference."""
+"""Tests for ``annpal.input_dropout``: the sparse input-dropout kernel against the dense reference (the
+fused kernel against the sparse one: tests/test_fused_input.py)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,21 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------------- kernel choice
 
 
-@pytest.mark.parametrize("name,p,expected", [("auto", 0.99, "sparse"), ("auto", 0.9, "sparse"),
-                                             ("auto", 0.5, "dense"), ("dense", 0.99, "dense"),
-                                             ("sparse", 0.0, "sparse")])
-def test_resolve_input_kernel(name, p, expected):
-    assert resolve_input_kernel(name, p) == expected
+@pytest.mark.parametrize("name,p,device,expected", [
+    ("auto", 0.99, "cpu", "fused"), ("auto", 0.9, "cpu", "fused"), ("auto", 0.5, "cpu", "dense"),
+    ("auto", 0.99, "cuda", "sparse"), ("auto", 0.5, "cuda", "dense"), ("dense", 0.99, "cpu", "dense"),
+    ("sparse", 0.0, "cpu", "sparse"), ("fused", 0.5, "cpu", "fused")])
+def test_resolve_input_kernel(name, p, device, expected):
+    assert resolve_input_kernel(name, p, device_type=device) == expected
+
+
+def test_resolve_input_kernel__fused_needs_cpu_and_numba(monkeypatch):
+    with pytest.raises(InputError, match="CPU only"):
+        resolve_input_kernel("fused", 0.99, device_type="cuda")
+    monkeypatch.setattr(input_dropout, "fused_available", lambda: False)
+    assert resolve_input_kernel("auto", 0.99) == "sparse"
+    with pytest.raises(InputError, match="needs numba"):
+        resolve_input_kernel("fused", 0.99)
 
 
 def test_resolve_input_kernel__unknown():
@@ -157,25 +168,27 @@ def quick(epochs=3, **kw):
     return TrainConfig(**{"epochs": epochs, "batch_size": 64, "lr": 1e-3, "device": "cpu", "threads": 1, **kw})
 
 
-def test_train_model__kernels_agree_without_dropout(ds):
-    """p = 0: every input survives, so both kernels train the same network (float rounding apart)."""
+@pytest.mark.parametrize("kernel", ["sparse", "fused"])
+def test_train_model__kernels_agree_without_dropout(ds, kernel):
+    """p = 0: every input survives, so the survivors-only kernels train the dense kernel's network (float
+    rounding apart)."""
     config = small(ds, input_dropout=0.0)
     runs = {k: train_model(ds, seed=3, model_config=config,
-                           train_config=quick(4, input_noise=0.0, input_dropout_kernel=k)) for k in ("dense", "sparse")}
-    assert runs["sparse"].info["input_dropout_kernel"] == "sparse"
-    a, b = runs["dense"].model.state_dict(), runs["sparse"].model.state_dict()
+                           train_config=quick(4, input_noise=0.0, input_dropout_kernel=k)) for k in ("dense", kernel)}
+    assert runs[kernel].info["input_dropout_kernel"] == kernel
+    a, b = runs["dense"].model.state_dict(), runs[kernel].model.state_dict()
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
         assert b[key].is_contiguous()
-    pd.testing.assert_frame_equal(runs["sparse"].history.drop(columns="seconds"),
+    pd.testing.assert_frame_equal(runs[kernel].history.drop(columns="seconds"),
                                   runs["dense"].history.drop(columns="seconds"), rtol=1e-4)
 
 
-def test_train_model__sparse_by_default_at_high_dropout_and_learns(ds):
+def test_train_model__fused_by_default_at_high_dropout_and_learns(ds):
     result = train_model(ds, seed=1, model_config=small(ds, input_dropout=0.9),
                          train_config=quick(40, batch_size=32))
-    assert result.info["input_dropout_kernel"] == "sparse"
+    assert result.info["input_dropout_kernel"] == "fused"
     assert result.history["val_auc"].iloc[-5:].mean() > 0.7
 
 
@@ -191,7 +204,8 @@ def test_train_model__checkpoint_of_other_kernel_refused(ds, tmp_path):
 def test_main__kernel_in_train_json(tiny_prepared, tmp_path):
     args = ["--dataset", tiny_prepared, "--seed", 2, "--epochs", 1, "--batch-size", 64, "--h1", 8, "--h2", 3,
             "--device", "cpu", "--threads", 1]
-    for p, kernel, expected in ((0.95, "auto", "sparse"), (0.5, "auto", "dense"), (0.5, "sparse", "sparse")):
+    for p, kernel, expected in ((0.95, "auto", "fused"), (0.5, "auto", "dense"), (0.5, "sparse", "sparse"),
+                                (0.95, "fused", "fused")):
         out = tmp_path / f"{p}-{kernel}"
         res = CliRunner().invoke(load_bin("annpal-train"), [str(a) for a in [
             *args, "--input-dropout", p, "--input-dropout-kernel", kernel, "--out-dir", out]],

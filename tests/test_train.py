@@ -340,10 +340,11 @@ def test_train_model__null_trains_on_permuted_labels(ds, monkeypatch):
 # ------------------------------------------------------------------------------------ checkpoints
 
 
-def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe, config=None):
-    """An uninterrupted run, and the same run killed after epoch 5 and resumed from its checkpoint."""
+def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe, config=None, **train_kw):
+    """An uninterrupted run, and the same run killed after epoch 5 and resumed from its checkpoint
+    (``train_kw``: more arguments of every train_model call)."""
     config = config or small_model(ds)
-    straight = train_model(ds, seed=seed, model_config=config, train_config=recipe)
+    straight = train_model(ds, seed=seed, model_config=config, train_config=recipe, **train_kw)
 
     class Killed(Exception):
         pass
@@ -354,13 +355,14 @@ def killed_after_5_and_resumed(ds, tmp_path, *, seed, recipe, config=None):
 
     with pytest.raises(Killed):
         train_model(ds, seed=seed, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
-                    on_epoch_end=kill_after_5)
+                    on_epoch_end=kill_after_5, **train_kw)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 4
-    resumed = train_model(ds, seed=seed, model_config=config, train_config=recipe, checkpoint_dir=tmp_path)
+    resumed = train_model(ds, seed=seed, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
+                          **train_kw)
     return straight, resumed
 
 
-@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+@pytest.mark.parametrize("kernel", ["dense", "sparse", "fused"])
 def test_train_model__resume_after_kill_equals_uninterrupted(ds, tmp_path, kernel):
     straight, resumed = killed_after_5_and_resumed(
         ds, tmp_path, seed=5, recipe=quick(6, checkpoint_every=2, input_dropout_kernel=kernel),

@@ -6,8 +6,8 @@ scaled by ``1/(1 − p)``, dropped inputs contribute nothing. The authors apply 
 then the model's ``Dropout(p)``; the law is the same.
 
 A *batch kernel* turns a batch of training rows into the first layer's pre-activations
-``z = W1 x̃ + b1`` and back-propagates the loss into the parameters; the training loop sees only
-:class:`BatchKernel`'s methods. Two kernels, equal in law:
+``z = W1 x̃ + b1``, back-propagates the loss and builds the optimiser that applies it; the training loop
+sees only :class:`BatchKernel`'s methods. Three kernels, equal in law:
 
 * :class:`DenseInputKernel`, the reference: the full ``(b, M)`` float batch, its noise and mask, one
   dense matrix product. Cost ∝ ``b·M·H1`` whatever ``p``.
@@ -18,9 +18,14 @@ A *batch kernel* turns a batch of training rows into the first layer's pre-activ
   is one sparse × dense product written straight into a persistent buffer. The optimiser step (the same
   fused Adam over every weight) is then most of the step: with batch 256 about 92 % of ``W1``'s rows get
   a gradient, and Adam's weight decay touches every weight anyway.
+* :class:`annpal.fused_input.FusedInputKernel` (CPU, numba): the sparse kernel's survivors and noise
+  (the same generator calls, so the same inputs from one seed), a forward pass that reads the rows of
+  ``W1ᵀ`` in SNP order without sorting, and ``W1``'s gradient summed row by row inside its Adam update,
+  so no dense gradient exists. The reference for it is the sparse kernel with ``torch.optim.Adam``.
 
-The two kernels draw different random numbers, so they train different (equally valid) networks from one
-seed; the kernel is part of a run's fingerprint and is recorded in ``train.json``.
+The dense kernel draws different random numbers from the other two, so it trains a different (equally
+valid) network from one seed; the sparse and fused kernels agree up to float rounding. The kernel is part
+of a run's fingerprint and is recorded in ``train.json``.
 """
 
 from __future__ import annotations
@@ -40,28 +45,46 @@ from annpal.model import AnnClassifier
 log = logging.getLogger(__name__)
 
 #: Values of ``--input-dropout-kernel``.
-KERNEL_CHOICES = ("auto", "dense", "sparse")
-#: ``auto`` picks the sparse kernel from this input dropout up (at p = 0.5 the survivors are half the
-#: batch and the dense product is faster).
+KERNEL_CHOICES = ("auto", "dense", "sparse", "fused")
+#: ``auto`` picks a survivors-only kernel from this input dropout up (at p = 0.5 the survivors are half
+#: the batch and the dense product is faster).
 SPARSE_MIN_DROPOUT = 0.9
 #: SNPs per block of ``W1ᵀ`` in the sparse forward product (:func:`sparse_preactivation`); a power of two.
 SPARSE_BLOCK_SNPS = 8192
 
 
-def resolve_input_kernel(name: str, input_dropout: float) -> str:
-    """``"dense"`` or ``"sparse"`` for ``--input-dropout-kernel name`` at input dropout ``p``.
+def fused_available() -> bool:
+    """Whether numba (which the fused kernel is compiled with) can be imported."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    ``auto``: sparse when ``p ≥ 0.9``, dense otherwise.
+
+def resolve_input_kernel(name: str, input_dropout: float, *, device_type: str = "cpu") -> str:
+    """``"dense"``, ``"sparse"`` or ``"fused"`` for ``--input-dropout-kernel name`` at input dropout ``p``.
+
+    ``auto``: the fastest exact kernel: below ``p = 0.9`` dense; from 0.9 up fused on the CPU (sparse
+    where numba is missing) and sparse on a GPU.
 
     Raises
     ------
     InputError
-        An unknown kernel name.
+        An unknown kernel name, or ``fused`` off the CPU or without numba.
     """
     if name not in KERNEL_CHOICES:
         raise InputError(f"--input-dropout-kernel {name}: unknown kernel; use one of {', '.join(KERNEL_CHOICES)}")
     if name == "auto":
-        return "sparse" if input_dropout >= SPARSE_MIN_DROPOUT else "dense"
+        if input_dropout < SPARSE_MIN_DROPOUT:
+            return "dense"
+        return "fused" if device_type == "cpu" and fused_available() else "sparse"
+    if name == "fused" and device_type != "cpu":
+        raise InputError(f"--input-dropout-kernel fused runs on the CPU only (device {device_type}); "
+                         "use sparse or auto")
+    if name == "fused" and not fused_available():
+        raise InputError("--input-dropout-kernel fused needs numba (pip install -r requirements.lock); "
+                         "use sparse or auto")
     return name
 
 
@@ -83,6 +106,19 @@ class BatchKernel(Protocol):
     def finish(self, model: AnnClassifier) -> None:
         """Leave ``model`` in the standard layout (called once, after the last epoch)."""
 
+    def optimizer(self, model: AnnClassifier, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """Adam (``lr``, L2 ``weight_decay``) over :meth:`parameters`."""
+
+
+def fused_adam(params: list[nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """``torch.optim.Adam`` with ``fused=True`` over ``params``.
+
+    Fused: one kernel over all parameters per step instead of several passes per tensor (the optimiser
+    step reads and writes 84 M parameters × 4 state tensors at paper scale); the same Adam update up to
+    float rounding.
+    """
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+
 
 class DenseInputKernel:
     """The reference kernel: the full ``(b, M)`` float batch with noise and dropout mask."""
@@ -101,6 +137,9 @@ class DenseInputKernel:
 
     def parameters(self, model: AnnClassifier) -> list[nn.Parameter]:
         return list(model.parameters())
+
+    def optimizer(self, model: AnnClassifier, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        return fused_adam(self.parameters(model), lr=lr, weight_decay=weight_decay)
 
     def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
                       ) -> torch.Tensor:
@@ -130,24 +169,16 @@ class DenseInputKernel:
         pass
 
 
-def draw_survivors(n_snps: int, batch: int, p: float, generator: torch.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions of the inputs that survive dropout ``p`` in a ``batch × n_snps`` grid, SNP-major.
+def survivor_positions(n_cells: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """The cells ``0 … n_cells − 1`` that survive dropout ``p``, increasing, as whole float64 numbers.
 
-    Every cell survives independently with probability ``1 − p``: the cells are walked in SNP-major
-    order (cell ``j·batch + i``) and the gaps between survivors are geometric,
-    ``G = ⌊log U / log p⌋ + 1`` with ``U`` uniform on (0, 1] in float64, so ``P(G > k) = p^k``. Only
-    about ``(1 − p)·batch·n_snps`` numbers are drawn (in chunks, on the generator's device).
-
-    Returns
-    -------
-    (snp, sample)
-        int64 tensors, sorted by ``(snp, sample)``.
+    Every cell survives independently with probability ``1 − p``: the gaps between survivors are
+    geometric, ``G = ⌊log U / log p⌋ + 1`` with ``U`` uniform on (0, 1] in float64, so
+    ``P(G > k) = p^k``. Only about ``(1 − p)·n_cells`` numbers are drawn (in chunks, on the generator's
+    device). Positions are held in float64 (exact below 2**53): its division is vectorised on the CPU
+    where int64's is not.
     """
     device = generator.device
-    n_cells = n_snps * batch
-    # Positions are whole numbers held in float64 (exact below 2**53): its division is vectorised on
-    # the CPU where int64's is not, and ⌊pos / batch⌋ is exact for pos < 2**53.
     if p == 0.0:
         pos = torch.arange(n_cells, device=device, dtype=torch.float64)
     else:
@@ -162,6 +193,23 @@ def draw_survivors(n_snps: int, batch: int, p: float, generator: torch.Generator
             last = int(chunks[-1][-1])
         pos = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
         pos = pos[: int(torch.searchsorted(pos, float(n_cells)))]
+    return pos
+
+
+def draw_survivors(n_snps: int, batch: int, p: float, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of the inputs that survive dropout ``p`` in a ``batch × n_snps`` grid, SNP-major.
+
+    The cells are walked in SNP-major order (cell ``j·batch + i``), each surviving independently with
+    probability ``1 − p`` (:func:`survivor_positions`).
+
+    Returns
+    -------
+    (snp, sample)
+        int64 tensors, sorted by ``(snp, sample)``.
+    """
+    pos = survivor_positions(n_snps * batch, p, generator)
+    # ⌊pos / batch⌋ is exact for pos < 2**53
     snp = pos.div(batch).floor_()
     sample = pos.sub_(snp * batch)
     return snp.long(), sample.long()
@@ -231,6 +279,9 @@ class SparseInputKernel:
     def parameters(self, model: AnnClassifier) -> list[nn.Parameter]:
         return [self.weight_t, *(q for q in model.parameters() if q is not model.first_linear.weight)]
 
+    def optimizer(self, model: AnnClassifier, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        return fused_adam(self.parameters(model), lr=lr, weight_decay=weight_decay)
+
     def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
                       ) -> torch.Tensor:
         b, n_snps = idx.numel(), self.x_train.shape[1]
@@ -257,21 +308,26 @@ class SparseInputKernel:
 
 
 def make_input_kernel(name: str, x_train: torch.Tensor, model: AnnClassifier, *, max_batch: int,
-                      input_noise: float, bf16: bool) -> DenseInputKernel | SparseInputKernel:
-    """The batch kernel ``name`` (``auto``/``dense``/``sparse``) for ``model``'s input dropout.
+                      input_noise: float, bf16: bool) -> BatchKernel:
+    """The batch kernel ``name`` (``auto``/``dense``/``sparse``/``fused``) for ``model``'s input dropout.
 
-    The sparse kernel computes the first layer in float32 (a gather, not a matrix product: bf16 would
-    only add rounding); ``bf16`` then applies to validation alone.
+    The sparse and fused kernels compute the first layer in float32 (a gather, not a matrix product:
+    bf16 would only add rounding); ``bf16`` then applies to validation alone.
     """
     p = float(model.config.input_dropout)
-    if resolve_input_kernel(name, p) == "dense":
+    kind = resolve_input_kernel(name, p, device_type=x_train.device.type)
+    if kind == "dense":
         return DenseInputKernel(x_train, max_batch=max_batch, input_noise=input_noise, input_dropout=p,
                                 bf16=bf16)
     if bf16:
-        log.info("sparse input-dropout kernel: the first layer runs in float32 during training")
+        log.info("%s input-dropout kernel: the first layer runs in float32 during training", kind)
+    if kind == "fused":
+        from annpal.fused_input import FusedInputKernel  # numba: imported (and compiled) only when used
+
+        return FusedInputKernel(x_train, model, input_noise=input_noise, input_dropout=p)
     return SparseInputKernel(x_train, model, input_noise=input_noise, input_dropout=p)
 
 
-__all__ = ["KERNEL_CHOICES", "SPARSE_BLOCK_SNPS", "SPARSE_MIN_DROPOUT", "BatchKernel", "DenseInputKernel", "SparseInputKernel",
-           "draw_survivors", "make_input_kernel", "resolve_input_kernel", "sparse_preactivation",
-           "sparse_weight_grad"]
+__all__ = ["KERNEL_CHOICES", "SPARSE_BLOCK_SNPS", "SPARSE_MIN_DROPOUT", "BatchKernel", "DenseInputKernel",
+           "SparseInputKernel", "draw_survivors", "fused_adam", "fused_available", "make_input_kernel",
+           "resolve_input_kernel", "sparse_preactivation", "sparse_weight_grad", "survivor_positions"]

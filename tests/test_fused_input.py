@@ -1,0 +1,222 @@
+"""Tests for ``annpal.fused_input``: the fused (numba) kernel against the sparse kernel, dense products and
+``torch.optim.Adam``."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from annpal import fused_input
+from annpal.fused_input import FusedFirstLayerAdam, FusedInputKernel, scatter_preactivation
+from annpal.input_dropout import SparseInputKernel, draw_survivors
+from annpal.model import AnnClassifier, ModelConfig
+from annpal.prepared import load_prepared
+from annpal.train import TrainConfig, train_model
+
+
+@pytest.fixture(scope="module")
+def ds(tiny_prepared):
+    return load_prepared(tiny_prepared, mmap=False)
+
+
+def relative_error(a, b) -> float:
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def dense_batch(m: int, batch: int, snp: torch.Tensor, sample: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    x = torch.zeros(batch, m)
+    x[sample.long(), snp.long()] = values
+    return x
+
+
+def csr_by_snp(snp: torch.Tensor, m: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.bincount(snp.numpy(), minlength=m))]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------- survivors
+
+
+@pytest.mark.parametrize("p, noise", [(0.99, 0.5), (0.9, 0.0), (0.5, 0.3), (0.0, 0.1)])
+def test_fused_kernel__survivors_are_the_sparse_kernels(p, noise):
+    """Same generator: the same survivors (SNP-major), the same noisy scaled values, and the CSR row
+    pointer of the survivors by SNP."""
+    m, n, batch = 700, 40, 24
+    x = torch.randint(-1, 2, (n, m), generator=torch.Generator().manual_seed(1)).to(torch.int8)
+    model = AnnClassifier(ModelConfig(n_snps=m, h1=5, h2=2, input_dropout=p))
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(2))[:batch]
+    kernel = FusedInputKernel(x, model, input_noise=noise, input_dropout=p)
+    snp, sample, values, crow = kernel.survivors(idx, torch.Generator().manual_seed(3))
+
+    gen = torch.Generator().manual_seed(3)  # the sparse kernel's draws, written out
+    ref_snp, ref_sample = draw_survivors(m, batch, p, gen)
+    ref_values = x.view(-1)[idx[ref_sample] * m + ref_snp].to(torch.float32)
+    if noise > 0:
+        ref_values.sub_(torch.empty_like(ref_values).normal_(0.0, noise, generator=gen))
+    ref_values.mul_(1.0 / (1.0 - p))
+    assert np.array_equal(snp, ref_snp.numpy()) and np.array_equal(sample, ref_sample.numpy())
+    assert np.array_equal(values, ref_values.numpy())
+    assert np.array_equal(crow, csr_by_snp(ref_snp, m))
+    if p == 0.0:
+        assert snp.size == m * batch
+
+
+def test_fused_kernel__no_survivors():
+    """An empty batch of survivors: zero pre-activations and a row pointer of zeros."""
+    m = 50
+    model = AnnClassifier(ModelConfig(n_snps=m, h1=4, h2=2, input_dropout=0.999999))
+    kernel = FusedInputKernel(torch.ones(3, m, dtype=torch.int8), model, input_noise=0.1, input_dropout=0.999999)
+    z = kernel.preactivation(model, torch.arange(3), torch.Generator().manual_seed(0))
+    assert kernel._saved[0].tolist() == [0] * (m + 1)
+    torch.testing.assert_close(z.detach(), model.first_linear.bias.detach().expand(3, -1))
+
+
+# ----------------------------------------------------------------------------------- forward
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3, 8])
+def test_scatter_preactivation__matches_dense_product(n_chunks):
+    m, h1, batch, p = 2000, 13, 32, 0.95
+    gen = torch.Generator().manual_seed(4)
+    weight = torch.randn(h1, m, generator=gen) * 0.05
+    snp, sample = draw_survivors(m, batch, p, gen)
+    values = torch.randn(snp.numel(), generator=gen) * 20
+    bounds = np.linspace(0, snp.numel(), n_chunks + 1).astype(np.int64)
+    partial = np.full((n_chunks, batch, h1), np.nan, np.float32)
+    scatter_preactivation(weight.t().contiguous().numpy(), snp.int().numpy(), sample.int().numpy(), values.numpy(),
+                          bounds, partial)
+    z = partial.sum(0)
+    assert relative_error(z, dense_batch(m, batch, snp, sample, values) @ weight.t()) < 1e-6
+
+
+def test_fused_kernel__preactivation_equals_sparse_kernels():
+    m, n, p = 3000, 60, 0.95
+    x = torch.randint(-1, 2, (n, m), generator=torch.Generator().manual_seed(6)).to(torch.int8)
+    model = AnnClassifier(ModelConfig(n_snps=m, h1=11, h2=3, input_dropout=p))
+    idx = torch.arange(0, n, 2)
+    z = {}
+    for kind in (SparseInputKernel, FusedInputKernel):
+        kernel = kind(x, model, input_noise=0.5, input_dropout=p)
+        z[kind.name] = kernel.preactivation(model, idx, torch.Generator().manual_seed(9)).detach()
+        kernel.finish(model)
+    assert relative_error(z["fused"], z["sparse"]) < 1e-6
+
+
+# ----------------------------------------------------------------------------------- Adam
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+@pytest.mark.parametrize("torch_fused", [True, False])
+def test_fused_adam__equals_torch_adam_over_steps(weight_decay, torch_fused):
+    """Five steps of the fused W1ᵀ update against torch.optim.Adam with the dense gradient x̃ᵀ·dz; SNPs
+    40 … 59 never have survivors (their gradient is λ·w alone)."""
+    m, h1, batch, p, lr = 60, 7, 16, 0.8, 1e-2
+    gen = torch.Generator().manual_seed(8)
+    w0, b0 = torch.randn(m, h1, generator=gen) * 0.1, torch.randn(h1, generator=gen)
+    ref_w, ref_b = nn.Parameter(w0.clone()), nn.Parameter(b0.clone())
+    w, b = nn.Parameter(w0.clone()), nn.Parameter(b0.clone())
+    ref = torch.optim.Adam([ref_w, ref_b], lr=lr, weight_decay=weight_decay, fused=torch_fused)
+    fused = FusedFirstLayerAdam(w, [b], lr=lr, weight_decay=weight_decay)
+    for _ in range(5):
+        snp, sample = draw_survivors(40, batch, p, gen)
+        values = torch.randn(snp.numel(), generator=gen) * 5
+        dz, db = torch.randn(batch, h1, generator=gen) * 0.1, torch.randn(h1, generator=gen)
+        ref.zero_grad()
+        fused.zero_grad()
+        ref_w.grad = dense_batch(m, batch, snp, sample, values).t() @ dz
+        ref_b.grad, b.grad = db.clone(), db.clone()
+        fused.set_sparse_grad(csr_by_snp(snp, m), sample.int().numpy(), values.numpy(), dz.numpy())
+        ref.step()
+        fused.step()
+    assert w.grad is None
+    torch.testing.assert_close(w.detach(), ref_w.detach(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(w.detach()[40:], ref_w.detach()[40:], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(b.detach(), ref_b.detach(), rtol=0, atol=0)
+    for key in ("exp_avg", "exp_avg_sq"):
+        want = ref.state[ref_w][key]  # gradients summed in another order: tolerance on the scale of the state
+        torch.testing.assert_close(fused.state[w][key], want, rtol=1e-5, atol=1e-6 * want.abs().max().item())
+    assert float(fused.state[w]["step"]) == float(ref.state[ref_w]["step"]) == 5.0
+    assert not torch.equal(w.detach(), w0)
+
+
+def test_fused_adam__no_gradient_no_step_and_zero_grad_clears():
+    w, b = nn.Parameter(torch.ones(4, 3)), nn.Parameter(torch.ones(3))
+    opt = FusedFirstLayerAdam(w, [b], lr=0.1, weight_decay=0.0)
+    opt.step()  # no sparse gradient: W1ᵀ is skipped like a parameter without .grad
+    assert torch.equal(w.detach(), torch.ones(4, 3)) and not opt.state[w]
+    opt.set_sparse_grad(np.zeros(5, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
+                        np.ones((1, 3), np.float32))
+    opt.zero_grad()
+    opt.step()
+    assert torch.equal(w.detach(), torch.ones(4, 3))
+
+
+def test_fused_adam__state_dict_round_trip():
+    """W1ᵀ's state is Adam's own (same keys), so a checkpoint restores it into a fresh optimiser."""
+    w, b = nn.Parameter(torch.randn(5, 2)), nn.Parameter(torch.randn(2))
+    opt = FusedFirstLayerAdam(w, [b], lr=0.1, weight_decay=1e-3)
+    crow = np.array([0, 1, 1, 2, 2, 2], np.int64)
+    opt.set_sparse_grad(crow, np.array([0, 0], np.int32), np.array([1.0, -2.0], np.float32),
+                        np.ones((1, 2), np.float32))
+    b.grad = torch.ones(2)
+    opt.step()
+    fresh = FusedFirstLayerAdam(nn.Parameter(w.detach().clone()), [nn.Parameter(b.detach().clone())], lr=0.1,
+                                weight_decay=1e-3)
+    fresh.load_state_dict(opt.state_dict())
+    state = fresh.state[fresh.weight_t]
+    assert set(state) == {"step", "exp_avg", "exp_avg_sq"} and float(state["step"]) == 1.0
+    torch.testing.assert_close(state["exp_avg_sq"], opt.state[w]["exp_avg_sq"], rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def small(ds, **kw):
+    return ModelConfig(n_snps=ds.n_snps, **{"h1": 8, "h2": 3, **kw})
+
+
+def quick(epochs=3, **kw):
+    return TrainConfig(**{"epochs": epochs, "batch_size": 64, "lr": 1e-3, "device": "cpu", "threads": 1, **kw})
+
+
+def test_train_model__fused_equals_sparse(ds):
+    """The same survivors and noise from one seed: fused and sparse train the same network (float rounding
+    apart: summation order in the first layer)."""
+    config = small(ds, input_dropout=0.95)
+    runs = {k: train_model(ds, seed=4, model_config=config, train_config=quick(5, input_dropout_kernel=k))
+            for k in ("sparse", "fused")}
+    assert runs["fused"].info["input_dropout_kernel"] == "fused"
+    a, b = runs["sparse"].model.state_dict(), runs["fused"].model.state_dict()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+        assert b[key].is_contiguous()
+    pd.testing.assert_frame_equal(runs["fused"].history.drop(columns="seconds"),
+                                  runs["sparse"].history.drop(columns="seconds"), rtol=1e-4)
+
+
+def test_fused_kernel__numba_threads_follow_torch():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        fused_input._set_threads()
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_jit__falls_back_to_memory_without_a_writable_cache(monkeypatch):
+    calls = []
+
+    def fake_njit(**kw):
+        calls.append(kw["cache"])
+        if kw["cache"]:
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
+        return lambda f: f
+
+    monkeypatch.setattr(fused_input.numba, "njit", fake_njit)
+    assert fused_input._jit(len) is len and calls == [True, False]
+
