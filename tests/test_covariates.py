@@ -236,22 +236,12 @@ def test_train_model__covariates_checked(ds):
 
 
 def test_train_model__resume_with_covariates_is_exact(ds, tmp_path):
-    cov, config, recipe = _cov(ds), _config(ds, input_dropout=0.95), _recipe(6, checkpoint_every=2,
-                                                                            input_dropout_kernel="sparse")
-    straight = train_model(ds, seed=5, model_config=config, train_config=recipe, covariates=cov)
+    from test_train import killed_after_5_and_resumed
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_5(epoch, row):
-        if epoch == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
-                    on_epoch_end=kill_after_5, covariates=cov)
-    resumed = train_model(ds, seed=5, model_config=config, train_config=recipe, checkpoint_dir=tmp_path,
-                          covariates=cov)
+    cov, config = _cov(ds), _config(ds, input_dropout=0.95)
+    recipe = _recipe(6, checkpoint_every=2, input_dropout_kernel="sparse")
+    straight, resumed = killed_after_5_and_resumed(ds, tmp_path, seed=5, recipe=recipe, config=config,
+                                                   covariates=cov)
     assert resumed.info["resumed_from_epoch"] == 4
     sa, sb = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
