@@ -624,6 +624,8 @@ PIPELINE_PARAMS = [
     (["--methods", "ig;sm"], "Parameter --methods is malformed: 'ig;sm'"),
     (["--n_modles", "3"], "Parameter --n_modles is not a known parameter (did you mean --n_models?)"),
     (["--ig_steps", "0"], "Parameter --ig_steps must be >= 1, not 0"),
+    (["--trait_type", "quantitative", "--balance", "paper"],
+     "Parameter --balance paper balances cases and controls; use --balance auto or none with --trait_type quantitative"),
 ]
 
 
