@@ -471,7 +471,9 @@ def main() -> None:
     common = {"machine": platform.machine(), "processor": platform.processor(), "versions": versions()}
     if args.kernels:
         res = {**kernels(args), **common}
-        name = "train_kernels.json" if args.threads == 2 else f"train_kernels_{args.threads}thread.json"
+        name = "train_kernels" + ("" if args.threads == 2 else f"_{args.threads}thread")
+        name += "" if args.kernel_kinds == ",".join(KERNEL_KINDS) else "_" + args.kernel_kinds.replace(",", "_")
+        name += ".json"
         (RESULTS / name).write_text(json.dumps(res, indent=2) + "\n")
         print_kernels(res)
         return
