@@ -374,8 +374,9 @@ def _training_section(ctx: _Context) -> Section | None:
             ctx.warnings.append(f"{name}: low validation {quality} ({float(last[column]):.3f} "
                                 f"{'≤' if ctx.quantitative else '<'} {low}); the model may not have learnt the trait")
         info = _read(ctx, TRAIN_RECORD, ctx.results.path(TRAIN_RECORD, model=name)) or {}
-        rows[-1].update({"kept epoch": info.get("kept_epoch"), "collapsed": bool(info.get("collapsed")),
-                         "case share trained on": (info.get("balance") or {}).get("after", {}).get("case_share")})
+        rows[-1].update({"kept epoch": info.get("kept_epoch"), "collapsed": bool(info.get("collapsed"))})
+        if not ctx.quantitative:  # a quantitative trait has no cases to balance
+            rows[-1]["case share trained on"] = (info.get("balance") or {}).get("after", {}).get("case_share")
         if info.get("training_collapsed"):
             ctx.warnings.append(f"{name}: the network collapsed to a constant output from epoch "
                                 f"{info.get('collapse_epoch')} (kept epoch {info.get('kept_epoch')}, "
