@@ -267,3 +267,26 @@ def test_prepare__existing_output_untouched_on_error(prepare, cohort, tmp_path):
     (out / "keep.txt").write_text("old")
     result = run(prepare, ["--bfile", cohort, "--allow-few-samples", "--out-dir", out, "--val-controls", 100])
     assert result.exit_code == 1 and (out / "keep.txt").read_text() == "old"
+
+
+# -- quantitative traits (issue 18) ----------------------------------------------------------------------
+
+def test_simulate_then_prepare__quantitative_trait(prepare, simulate, cohort, tmp_path):
+    result = run(simulate, ["--bfile", cohort, "--out-dir", tmp_path / "s", "--n-causal", 4, "--seed", 2,
+                            "--trait-type", "quantitative"])
+    assert result.exit_code == 0, result.output
+    sim = pd.read_csv(tmp_path / "s" / "phenotype.tsv", sep="\t")
+    info = json.loads((tmp_path / "s" / "simulate.json").read_text())
+    assert info["trait_type"] == "quantitative" and info["n_cases"] is None and info["threshold"] is None
+    assert sim["phenotype"].nunique() > 20  # the value itself, not 0/1
+    args = ["--bfile", cohort, "--allow-few-samples", "--pheno", tmp_path / "s" / "phenotype.tsv",
+            "--val-cases", 5, "--val-controls", 5]
+    refused = run(prepare, [*args, "--out-dir", tmp_path / "b"])  # binary by default: refused, names the option
+    assert_one_line_error(refused, pattern=r"non-binary phenotype values .*pass --trait-type quantitative",
+                          out_dir=tmp_path / "b")
+    result = run(prepare, [*args, "--trait-type", "quantitative", "--out-dir", tmp_path / "p"])
+    assert result.exit_code == 0, result.output
+    ds = load_prepared(tmp_path / "p")
+    assert ds.trait_type == "quantitative" and (ds.samples["split"] == "val").sum() == 10
+    np.testing.assert_array_equal(ds.labels, sim["phenotype"].to_numpy())  # written and read back exactly
+    assert ds.qc["samples"]["trait_mean"] == pytest.approx(sim["phenotype"].mean())

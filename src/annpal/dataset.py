@@ -185,6 +185,20 @@ def _read_pheno_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     return raw
 
 
+def _fam_phenotype(fam: pd.DataFrame, *, fam_path: str | os.PathLike[str], trait_type: str
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The phenotype of the .fam's column 6 (:func:`load_phenotype` without a phenotype file)."""
+    labels, parsed = parse_phenotype(fam["PHENO"], source=f"{fam_path} (column 6)", trait_type=trait_type)
+    info = {"source": "fam", "column": "PHENO", **parsed}
+    if np.isnan(labels).all():
+        raise InputError(
+            f"{fam_path}: no {'case/control' if trait_type == 'binary' else 'quantitative'} phenotype in "
+            f"column 6 (all missing); give one with "
+            f"--pheno FILE.tsv (columns FID IID <trait>), e.g. from annpal-simulate"
+        )
+    return labels, info
+
+
 def load_phenotype(
     fam: pd.DataFrame,
     *,
@@ -220,15 +234,7 @@ def load_phenotype(
             f"(e.g. plink --bfile PREFIX --remove dups.txt --make-bed)"
         )
     if pheno_path is None:
-        labels, parsed = parse_phenotype(fam["PHENO"], source=f"{fam_path} (column 6)", trait_type=trait_type)
-        info = {"source": "fam", "column": "PHENO", **parsed}
-        if np.isnan(labels).all():
-            raise InputError(
-                f"{fam_path}: no {'case/control' if trait_type == 'binary' else 'quantitative'} phenotype in "
-                f"column 6 (all missing); give one with "
-                f"--pheno FILE.tsv (columns FID IID <trait>), e.g. from annpal-simulate"
-            )
-        return labels, info
+        return _fam_phenotype(fam, fam_path=fam_path, trait_type=trait_type)
     table = _read_pheno_table(pheno_path)
     traits = [c for c in table.columns[2:]]
     if pheno_col is None:
