@@ -18,10 +18,11 @@ ATTRIBUTE folder; then the bins annpal-merge-mas, annpal-call-pal and annpal-pva
 kept, so an interrupted study resumes. The training recipe is ``-profile test``'s small-panel one (H1 64,
 H2 16, input dropout 0.5, 40 epochs, batch 64, ``--lr auto``, ``--balance auto``, ``--keep best_val_loss``).
 
-Reported per mode: validation AUC of the real models, PAL count per θ, PAL SNPs with AMAS P below 0.05
-and 0.001, the F_ST of the PAL SNPs (median, and their percentiles within the genome-wide F_ST
-distribution), the share of PAL SNPs in the top 10 % / 1 % of F_ST, and the correlation over all SNPs
-between the mean MAS and F_ST; for LR: λGC and hits at P < 1e-4 and 5e-8 with and without PCs.
+Reported per mode: validation AUC of the real models; the correlation over all SNPs between the mean MAS
+and F_ST; the F_ST (median, percentile within the genome-wide F_ST distribution, share in its top 10 % and
+1 %) of the 20 and 100 SNPs of highest mean MAS, of each model's detected SNPs (top θ), of the PAL and
+PAL-common SNPs per θ, and of the SNPs whose AMAS P-value (every SNP, ``--all-snps``, 100 null draws)
+is below 0.05; for LR: λGC and hits at P < 1e-4 and 5e-8 with and without PCs.
 Writes ``benchmarks/results/covariates_stratified.json``.
 
 Usage (about 15 minutes on one shared core with the defaults)::
@@ -81,7 +82,7 @@ def make_cohort(work: Path, a: argparse.Namespace) -> tuple[Path, np.ndarray]:
     prepared = work / "prepared"
     if not (prepared / results.QC.filename).is_file():
         _write_cohort(work, prefix, prepared, a)
-    pops = pd.read_csv(f"{prefix}.populations.tsv", sep="\t", dtype=str)
+    pops = results.read(results.POPULATIONS, f"{prefix}.populations.tsv")
     population = (pops["population"] == "B").to_numpy().astype(np.int8)
     ds = load_prepared(prepared)
     by_id = dict(zip(pops["FID"] + "\0" + pops["IID"], population, strict=True))
@@ -91,7 +92,7 @@ def make_cohort(work: Path, a: argparse.Namespace) -> tuple[Path, np.ndarray]:
 def _write_cohort(work: Path, prefix: Path, prepared: Path, a: argparse.Namespace) -> None:
     run("annpal-testdata", "--out", prefix, "--n-samples", a.n_samples, "--n-chromosomes", 3,
         "--chrom-length-mb", 5, "--seed", a.seed, "--split-generations", a.split_generations)
-    pops = pd.read_csv(f"{prefix}.populations.tsv", sep="\t", dtype=str)
+    pops = results.read(results.POPULATIONS, f"{prefix}.populations.tsv")
     population = (pops["population"] == "B").to_numpy().astype(np.int8)
     status = stratified_status(population, case_rate=(a.rate_a, a.rate_b), seed=a.seed)
     pd.DataFrame({"FID": pops["FID"], "IID": pops["IID"], "status": status}).to_csv(
@@ -125,8 +126,9 @@ def train_and_attribute(ds, out: Path, *, mode: str, pcs: Path, kind: str, n: in
 def networks(work: Path, prepared: Path, pcs: Path, a: argparse.Namespace) -> None:
     """K real and K null models per mode (interleaved, real first), IG MAS, merges, PAL and P-values."""
     ds = load_prepared(prepared, mmap=False)
+    counts = {"real": a.models, "null": a.null_models}
     for kind in ("real", "null"):
-        for n in range(1, a.models + 1):
+        for n in range(1, counts[kind] + 1):
             for mode in MODES:
                 train_and_attribute(ds, work / mode / "attribution" / f"ig_{kind}_s{n}", mode=mode, pcs=pcs,
                                     kind=kind, n=n)
@@ -134,7 +136,7 @@ def networks(work: Path, prepared: Path, pcs: Path, a: argparse.Namespace) -> No
         root = work / mode
         for kind in ("real", "null"):
             run("annpal-merge-mas", "--method", "ig", "--kind", kind, "--out-dir", root / "mas" / f"ig_{kind}",
-                *sorted((root / "attribution").glob(f"ig_{kind}_s*")))
+                *(root / "attribution" / f"ig_{kind}_s{n}" for n in range(1, counts[kind] + 1)))
         pal_and_pvalues(root, prepared, a)
 
 
@@ -144,7 +146,7 @@ def pal_and_pvalues(root: Path, prepared: Path, a: argparse.Namespace) -> None:
         "--method", "ig", "--thresholds", a.thresholds, "--out-dir", root / "pal")
     run("annpal-pvalues", "--mas", root / "mas" / "ig_real" / "mas_matrix.npy", "--null-mas",
         root / "mas" / "ig_null" / "mas_matrix.npy", "--scores", root / "pal" / "scores.tsv", "--dataset", prepared,
-        "--draws", 100, "--seed", 1, "--out-dir", root / "pvalues")
+        "--draws", 100, "--seed", 1, "--all-snps", "--out-dir", root / "pvalues")
 
 
 def fst_summary(index: np.ndarray, fst: np.ndarray) -> dict:
@@ -168,18 +170,24 @@ def _kept_auc(root: Path, attr_dir: Path) -> float:
     return float(results.read(results.TRAIN_RECORD, train / "train.json")["kept"]["val_auc"])
 
 
-def summarise_networks(root: Path, fst: np.ndarray, thresholds: list[str]) -> dict:
+def summarise_networks(root: Path, fst: np.ndarray, thresholds: list[str], n_models: int) -> dict:
     """AUCs, PAL per θ with their F_ST, P-value counts, MAS–F_ST correlation of one mode."""
-    aucs = [_kept_auc(root, d) for d in sorted((root / "attribution").glob("ig_real_s*"))]
+    aucs = [_kept_auc(root, root / "attribution" / f"ig_real_s{n}") for n in range(1, n_models + 1)]
     scores = results.read(results.SCORES, root / "pal" / "scores.tsv")
     pvalues = results.read(results.PVALUES, root / "pvalues" / "pvalues.tsv")
+    mas = results.read_mas_matrix(root / "mas" / "ig_real" / "mas_matrix.npy")
     ok = np.isfinite(fst)
+    top = np.argsort(scores["mas_mean"].to_numpy())[::-1]
     out = {"val_auc_real": aucs, "val_auc_real_median": float(np.median(aucs)),
-           "spearman_mas_fst": float(scipy.stats.spearmanr(scores["mas_mean"][ok], fst[ok]).statistic), "pal": {}}
+           "spearman_mas_fst": float(scipy.stats.spearmanr(scores["mas_mean"][ok], fst[ok]).statistic),
+           "top20_mean_mas": fst_summary(top[:20], fst), "top100_mean_mas": fst_summary(top[:100], fst), "pal": {}}
     for th in thresholds:
         pal_index = scores["index"][results.as_bool(scores[f"pal_{th}"])].to_numpy()
+        detected = np.flatnonzero(mas > np.percentile(mas, float(th), axis=1, keepdims=True)) % mas.shape[1]
         p = pvalues[pvalues["threshold"].astype(str) == th]
-        out["pal"][th] = {**fst_summary(pal_index, fst),
+        out["pal"][th] = {"pal": fst_summary(pal_index, fst),
+                          "pal_common": fst_summary(np.flatnonzero(scores[f"count_{th}"] == n_models), fst),
+                          "detected_per_model": fst_summary(detected, fst),
                           "n_p_below_0.05": int((p["p_value"] < 0.05).sum()),
                           "n_p_below_0.001": int((p["p_value"] < 0.001).sum()),
                           "p_below_0.05": fst_summary(p["index"][p["p_value"] < 0.05].to_numpy(), fst)}
@@ -202,7 +210,8 @@ def main() -> None:
     ap.add_argument("--split-generations", type=float, default=2000.0)
     ap.add_argument("--rate-a", type=float, default=0.65, help="Case rate in population A.")
     ap.add_argument("--rate-b", type=float, default=0.35, help="Case rate in population B.")
-    ap.add_argument("--models", type=int, default=3, help="Real models, and as many null models, per mode.")
+    ap.add_argument("--models", type=int, default=3, help="Real models per mode.")
+    ap.add_argument("--null-models", type=int, default=3, help="Null models per mode.")
     ap.add_argument("--n-pcs", type=int, default=3)
     ap.add_argument("--thresholds", default="99.9,99")
     ap.add_argument("--seed", type=int, default=7, help="Seed of the cohort and the status draw.")
@@ -228,12 +237,12 @@ def main() -> None:
                    "fst_quantiles": {q: float(np.nanquantile(fst, float(q))) for q in ("0.5", "0.9", "0.99")},
                    "pc1_population_r": float(abs(np.corrcoef(pc1, population)[0, 1]))},
         "lr": {"no_pcs": summarise_gwas(a.work / "gwas_nopcs", fst), "pcs": summarise_gwas(a.work / "gwas_pcs", fst)},
-        "thresholds": a.thresholds.split(","), "models": a.models,
+        "thresholds": a.thresholds.split(","), "models": a.models, "null_models": a.null_models,
         "recipe": {**RECIPE, **ARCHITECTURE, "lr": "auto", "ig_steps": IG_STEPS},
     }
     networks(a.work, prepared, pcs, a)
     for mode in MODES:
-        summary[f"nn_covariates_{mode}"] = summarise_networks(a.work / mode, fst, summary["thresholds"])
+        summary[f"nn_covariates_{mode}"] = summarise_networks(a.work / mode, fst, summary["thresholds"], a.models)
     summary["seconds"] = round(time.time() - t0, 1)
     summary["versions"] = versions()
     a.out.parent.mkdir(parents=True, exist_ok=True)

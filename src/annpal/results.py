@@ -157,6 +157,11 @@ TRUTH = Table("truth", "truth.tsv", "simulation", "annpal-simulate",
               "causal SNPs: role dominant/recessive/pair/triple, interaction partners, effect weight",
               columns=_cols("SNP:str CHR:str BP:int role:str partners:str? weight:float"), float_format="%.6g")
 
+# Test genotypes with two populations (annpal-testdata --split-generations), beside PREFIX.bed.
+POPULATIONS = Table("populations", "populations.tsv", "simulation", "annpal-testdata",
+                    "population (A or B) of each sample of a two-population test cohort (PREFIX.populations.tsv)",
+                    columns=_cols("FID:str IID:str population:str"))
+
 # Training (annpal-train), one folder per model.
 HISTORY = Table("history", "history.tsv", "train", "annpal-train",
                 "one row per epoch: losses (binary cross-entropy; quantitative trait: mean squared error on "
@@ -266,7 +271,7 @@ PARAMS = Record("params", "params.json", "pipeline", "nextflow run main.nf",
 
 #: Every artifact by registry name.
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
-    GENOTYPES, SAMPLES, VARIANTS, QC, PHENOTYPE, SIMULATE_RECORD, TRUTH, HISTORY, COVARIATES, TRAIN_RECORD, MAS, ATTR, MAS_MATRIX, MODELS, EXCLUDED,
+    GENOTYPES, SAMPLES, VARIANTS, QC, PHENOTYPE, SIMULATE_RECORD, TRUTH, POPULATIONS, HISTORY, COVARIATES, TRAIN_RECORD, MAS, ATTR, MAS_MATRIX, MODELS, EXCLUDED,
     SCORES, PAL, PAL_RECORD, PVALUES, NULL_FIT, NULL_FIT_RECORD, GWAS, PCS, PCA_RECORD, GWAS_RECORD, EVALUATION, EVALUATION_RECORD,
     LOCI, ANNOTATE_RECORD, PARAMS)}
 
@@ -564,7 +569,7 @@ def describe(artifacts: Mapping[str, Artifact] | None = None) -> str:
 __all__ = [
     "ANNOTATE_RECORD", "ARTIFACTS", "ATTR", "Array", "Artifact", "Column", "DTYPES", "EVALUATION", "EVALUATION_RECORD", "EXCLUDED", "FOLDERS", "GENOTYPES", "GWAS",
     "GWAS_RECORD", "HISTORY", "LOCI", "Layout", "MAS", "MAS_MATRIX", "MODELS", "NULL_FIT", "NULL_FIT_RECORD", "PAL", "PARAMS", "PCS", "PCA_RECORD", "COVARIATES",
-    "PAL_RECORD", "PHENOTYPE", "PVALUES", "QC", "Record", "SAMPLES", "SCORES", "SIMULATE_RECORD", "TRAIN_RECORD", "TRUTH", "Table",
+    "PAL_RECORD", "PHENOTYPE", "POPULATIONS", "PVALUES", "QC", "Record", "SAMPLES", "SCORES", "SIMULATE_RECORD", "TRAIN_RECORD", "TRUTH", "Table",
     "VARIANTS", "as_bool", "describe", "read", "read_mas_matrix", "read_models", "read_optional", "threshold_value", "thresholds_of",
     "write",
 ]
