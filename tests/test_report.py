@@ -189,3 +189,27 @@ def test_build_report__null_pool_flags(tmp_path):
     assert any("seed 200002" in w and "left out of the null pool" in w and "other 2" in w for w in res.warnings)
     assert any("re-run PVALUES with the prepared dataset" in w and "θ 99.99: 3" in w for w in res.warnings)
     assert any("free-loc" in n and "0.0031" in n for n in res.notes)
+
+
+def test_build_report__quantitative_trait_shows_r2_and_samples(tmp_path):
+    """A quantitative trait (qc.json phenotype.trait_type): R² instead of AUC, trait summary instead of
+    case counts, the comparator named linear regression, and a warning for a real model with R² ≤ 0."""
+    from annpal import results as R
+
+    results = build_results(tmp_path / "R", evaluation=False)
+    lay = R.Layout(results)
+    qc = R.read(R.QC, lay.path(R.QC))
+    R.write(R.QC, lay.path(R.QC), {**qc, "phenotype": {"trait_type": "quantitative"}})
+    samples = R.read(R.SAMPLES, lay.path(R.SAMPLES))
+    R.write(R.SAMPLES, lay.path(R.SAMPLES), samples.assign(label=np.linspace(150.0, 190.0, len(samples))))
+    for model in lay.models():
+        h = R.read(R.HISTORY, lay.path(R.HISTORY, model=model))
+        r2 = -0.02 if model == "real_s1" else 0.1  # real_s1 is no better than the mean
+        R.write(R.HISTORY, lay.path(R.HISTORY, model=model), h.assign(val_auc=np.nan, val_r2=r2))
+    res = build_report(results, tmp_path / "O")
+    html = res.html.read_text()
+    assert "Linear comparator (linear regression)" in html and "final val R²" in html
+    assert "final val AUC" not in html and "case share trained on" not in html
+    assert "trait mean" in html and "train split (samples)" in html and ">cases<" not in html
+    assert any(w.startswith("real_s1: low validation R² (-0.020 ≤ 0.0)") for w in res.warnings), res.warnings
+    assert not any("validation AUC" in w for w in res.warnings)
