@@ -4,7 +4,8 @@ Definitions (the paper's Results, "Simulations"; the ±50 kb window is a reconst
 parameter):
 
 * **Detected SNPs** of a method at a threshold: the PAL SNPs (``pal.tsv`` rows of that θ) for IG/SM/PM,
-  or the SNPs with Wald P ≤ t and status ``ok`` for the logistic regression (LR). With the AMAS P-values
+  or the SNPs with P ≤ t and status ``ok`` for the linear comparator (LR: logistic regression, or
+  linear regression for a quantitative trait; the rule is the same). With the AMAS P-values
   of a method (``pvalues.tsv``), also the PAL SNPs of θ with AMAS P ≤ t, as in the paper's Fig. 2. An
   AMAS P of 0 means "P < bound" (``p_bound`` = 1/(B·M), the smallest P a run can resolve): it counts as
   ≤ t for every t ≥ bound and, being unknown below the bound, not for smaller t.
@@ -148,7 +149,7 @@ def read_pal(path: str | Path) -> pd.DataFrame:
 
 
 def read_gwas(path: str | Path) -> pd.DataFrame:
-    """Logistic regression results (``gwas.tsv`` from annpal-gwas)."""
+    """Linear comparator results (``gwas.tsv`` from annpal-gwas: logistic or linear regression)."""
     return read(GWAS, path, columns=GWAS_COLUMNS)
 
 
@@ -229,7 +230,7 @@ def evaluate_pal(pal: pd.DataFrame, truth: pd.DataFrame, *, method: str, thresho
 
 def evaluate_gwas(gwas: pd.DataFrame, truth: pd.DataFrame, *, thresholds: Sequence[tuple[str, float]],
                   method: str = "lr", window_bp: float = 50_000, block_bp: float = 100_000) -> list[dict]:
-    """Rows of ``evaluation.tsv`` for the logistic regression: detected = status ``ok`` and P ≤ t
+    """Rows of ``evaluation.tsv`` for the linear comparator: detected = status ``ok`` and P ≤ t
     (``threshold`` None, ``p_threshold`` the label of t).
 
     The comparison uses ``neg_log10_p ≥ −log10 t`` so P-values below double precision still count.
