@@ -121,9 +121,12 @@ def adam_rows(weight_t: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
     """One Adam step of every row of ``W1ᵀ`` with the gradient summed from the survivors of its SNP.
 
     float32 throughout, with the constants of torch's fused CPU Adam (computed in float64, rounded to
-    float32) and its order of operations.
+    float32) and its order of operations, except one multiplication by ``1/√(1 − β2ᵗ)`` where torch
+    divides by ``√(1 − β2ᵗ)`` (the pass is bound by its divisions; a rounding apart).
     """
     n_rows, h = weight_t.shape
+    # one division per weight, not two: ×(1/√(1 − β2ᵗ)) for torch's ÷√(1 − β2ᵗ) (a rounding apart)
+    inv_bc2_sqrt = np.float32(1.0) / bc2_sqrt
     for b in prange((n_rows + block - 1) // block):
         g = np.empty(h, np.float32)
         for j in range(b * block, min(n_rows, (b + 1) * block)):
@@ -139,7 +142,7 @@ def adam_rows(weight_t: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
                 vk = v[k] * beta2 + gk * gk * c2
                 m[k] = mk
                 v[k] = vk
-                w[k] = w[k] - step_size * mk / (np.sqrt(vk) / bc2_sqrt + eps)
+                w[k] = w[k] - step_size * mk / (np.sqrt(vk) * inv_bc2_sqrt + eps)
 
 
 def _set_threads() -> None:
