@@ -16,6 +16,7 @@ from annpal.train import TrainConfig
 #: Pipeline parameter -> (command, Click parameter) that receives it.
 PARAM_OPTIONS = {
     "bgen_min_prob": ("annpal-prepare", "bgen_min_prob"), "trait_type": ("annpal-prepare", "trait_type"),
+    "nn_covariates": ("annpal-train", "nn_covariates"),
     "val_cases": ("annpal-prepare", "val_cases"), "val_controls": ("annpal-prepare", "val_controls"),
     "split_seed": ("annpal-prepare", "split_seed"), "max_snp_missing": ("annpal-prepare", "max_snp_missing"),
     "min_maf": ("annpal-prepare", "min_maf"), "max_sample_missing": ("annpal-prepare", "max_sample_missing"),
