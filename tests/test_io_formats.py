@@ -168,3 +168,14 @@ def test_bed_code_counts__hand_made_bytes():
     # 5 samples: codes (low bits first) 0 A1/A1, 1 missing, 2 het, 3 A2/A2, then 3; the rest of byte 2 is padding
     row = np.array([[0b11_10_01_00, 0b00_00_00_11]], dtype=np.uint8)
     assert [c.tolist() for c in bed_code_counts(row, 5)] == [[1], [1], [1], [2]]
+
+
+def test_bed_code_counts__nonzero_pad_bits_are_ignored():
+    from annpal.io.plink import bed_code_counts
+
+    # the hand-made row above with every pad bit set (PLINK writes 0s there; a file need not), and the
+    # 1-sample case hypothesis found: byte 0b00_00_01_01 is one missing call and a stray pad code
+    row = np.array([[0b11_10_01_00, 0b11_11_11_11]], dtype=np.uint8)
+    assert [c.tolist() for c in bed_code_counts(row, 5)] == [[1], [1], [1], [2]]
+    one = np.array([[0b00_00_01_01]], dtype=np.uint8)
+    assert [c.tolist() for c in bed_code_counts(one, 1)] == [[1], [0], [0], [0]]

@@ -251,17 +251,21 @@ def bed_code_counts(rows: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.nd
     """Per-SNP counts of missing, heterozygous, A1/A1 and A2/A2 calls from SNP-major .bed bytes.
 
     ``rows`` is SNPs × ceil(n_samples / 4) bytes. Each 2-bit code (low bits first) is 0 = A1/A1,
-    1 = missing, 2 = heterozygous, 3 = A2/A2; the pad bits of the last byte are 0 and are excluded by
-    counting A1/A1 as what remains. The bytes are zero-padded to whole 64-bit words; three popcounts
-    per word (all bits, low bits, low-and-high pairs) give the four counts.
+    1 = missing, 2 = heterozygous, 3 = A2/A2; the pad bits of the last byte are excluded by counting
+    A1/A1 as what remains, once they are 0: PLINK writes them as 0, but a file need not, so they are
+    masked off here and a stray pad bit is never counted as a call. The bytes are zero-padded to whole
+    64-bit words; three popcounts per word (all bits, low bits, low-and-high pairs) give the four counts.
     """
     w, n_bytes = rows.shape
     padded = -(-n_bytes // 8) * 8
-    if padded == n_bytes and rows.flags.c_contiguous:
+    partial = n_samples % 4  # samples coded in the last byte when it is not full
+    if padded == n_bytes and rows.flags.c_contiguous and not partial:
         words = rows
     else:
         words = np.zeros((w, padded), dtype=np.uint8)
         words[:, :n_bytes] = rows
+        if partial:
+            words[:, n_bytes - 1] &= np.uint8((1 << (2 * partial)) - 1)
     x = words.view(np.uint64)
     low = x & np.uint64(0x5555555555555555)
     count = lambda bits: np.bitwise_count(bits).sum(axis=1, dtype=np.int64)  # noqa: E731
