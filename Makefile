@@ -49,7 +49,7 @@ bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 # The simulation study of docs/validation.md: genotypes, lambda 1 and 3, the null run, the summary in
-# docs/validation/ (about 2 h on 2 cores; runs resume when started again; see scripts/validation.sh).
+# docs/validation/ (76 min on 2 cores; runs resume when started again; see scripts/validation.sh).
 validation: setup
 	nice -n 10 scripts/validation.sh
 
