@@ -183,9 +183,8 @@ class FusedFirstLayerAdam(torch.optim.Adam):
 
     def _step_weight_t(self, crow: np.ndarray, sample: np.ndarray, values: np.ndarray, dz: np.ndarray
                        ) -> None:
+        # the constructor offers neither amsgrad nor maximize, so the group always has both off
         group, w = self.param_groups[0], self.weight_t
-        if group["amsgrad"] or group["maximize"]:
-            raise NotImplementedError("the fused first-layer Adam has neither amsgrad nor maximize")
         state = self.state[w]
         if not state:  # Adam's own lazy initialisation (fused: a float32 step on the parameter's device)
             state["step"] = torch.zeros((), dtype=torch.float32, device=w.device)
