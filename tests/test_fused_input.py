@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from annpal import fused_input
-from annpal.fused_input import FusedFirstLayerAdam, FusedInputKernel, scatter_preactivation
+from annpal.fused_input import ROW_CHUNKS, FusedFirstLayerAdam, FusedInputKernel, adam_rows, forward_rows
 from annpal.input_dropout import SparseInputKernel, draw_survivors
 from annpal.model import AnnClassifier, ModelConfig
 from annpal.prepared import load_prepared
@@ -78,19 +78,44 @@ def test_fused_kernel__no_survivors():
 # ----------------------------------------------------------------------------------- forward
 
 
-@pytest.mark.parametrize("n_chunks", [1, 3, 8])
-def test_scatter_preactivation__matches_dense_product(n_chunks):
+@pytest.mark.parametrize("n_chunks", [1, 3, 16])
+def test_forward_rows__matches_dense_product(n_chunks):
     m, h1, batch, p = 2000, 13, 32, 0.95
     gen = torch.Generator().manual_seed(4)
     weight = torch.randn(h1, m, generator=gen) * 0.05
     snp, sample = draw_survivors(m, batch, p, gen)
     values = torch.randn(snp.numel(), generator=gen) * 20
-    bounds = np.linspace(0, snp.numel(), n_chunks + 1).astype(np.int64)
     partial = np.full((n_chunks, batch, h1), np.nan, np.float32)
-    scatter_preactivation(weight.t().contiguous().numpy(), snp.int().numpy(), sample.int().numpy(), values.numpy(),
-                          bounds, partial)
-    z = partial.sum(0)
-    assert relative_error(z, dense_batch(m, batch, snp, sample, values) @ weight.t()) < 1e-6
+    forward_rows(weight.t().contiguous().numpy(), csr_by_snp(snp, m), sample.int().numpy(), values.numpy(), partial)
+    assert relative_error(partial.sum(0), dense_batch(m, batch, snp, sample, values) @ weight.t()) < 1e-6
+
+
+def test_adam_rows__folded_product_is_forward_rows_on_the_updated_weights():
+    """The next batch's product computed inside the Adam pass equals, bit for bit, the standalone product
+    from the weights the pass leaves (same chunks, same order); without a next batch nothing is written."""
+    m, h1, batch, p = 900, 9, 20, 0.9
+    gen = torch.Generator().manual_seed(11)
+    w = (torch.randn(m, h1, generator=gen) * 0.1).numpy()
+    state = [np.abs(torch.randn(m, h1, generator=gen).numpy()) * 1e-3 for _ in range(2)]
+    snp, sample = draw_survivors(m, batch, p, gen)
+    values, dz = torch.randn(snp.numel(), generator=gen).numpy(), torch.randn(batch, h1, generator=gen).numpy()
+    nsnp, nsample = draw_survivors(m, batch, p, gen)
+    nvalues = torch.randn(nsnp.numel(), generator=gen).numpy()
+    f32 = np.float32
+    consts = (f32(1e-3), f32(0.9), f32(0.999), f32(0.1), f32(0.001), f32(1e-3), f32(0.5), f32(1e-8))
+    folded = np.full((ROW_CHUNKS, batch, h1), np.nan, np.float32)
+    w_fold = w.copy()
+    adam_rows(w_fold, state[0].copy(), state[1].copy(), csr_by_snp(snp, m), sample.int().numpy(), values, dz,
+              *consts, csr_by_snp(nsnp, m), nsample.int().numpy(), nvalues, folded)
+    w_plain, untouched = w.copy(), np.full((ROW_CHUNKS, 0, h1), np.nan, np.float32)
+    adam_rows(w_plain, state[0].copy(), state[1].copy(), csr_by_snp(snp, m), sample.int().numpy(), values, dz,
+              *consts, np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float32), untouched)
+    assert np.array_equal(w_fold, w_plain) and not np.array_equal(w_fold, w)
+    standalone = np.empty_like(folded)
+    forward_rows(w_plain, csr_by_snp(nsnp, m), nsample.int().numpy(), nvalues, standalone)
+    assert np.array_equal(folded, standalone)
+    assert relative_error(folded.sum(0), dense_batch(m, batch, nsnp, nsample, torch.from_numpy(nvalues))
+                          @ torch.from_numpy(w_plain)) < 1e-6
 
 
 def test_fused_kernel__preactivation_equals_sparse_kernels():
@@ -183,11 +208,32 @@ def quick(epochs=3, **kw):
     return TrainConfig(**{"epochs": epochs, "batch_size": 64, "lr": 1e-3, "device": "cpu", "threads": 1, **kw})
 
 
+def test_train_model__folded_equals_unfolded(ds, monkeypatch):
+    """Folding the next batch's first-layer product into the Adam pass changes no number: the trained
+    weights and the history are identical to the kernel computing each product on its own."""
+    config = small(ds, input_dropout=0.95)
+    recipe = quick(4, input_dropout_kernel="fused", label_noise=0.1)
+    folded = train_model(ds, seed=6, model_config=config, train_config=recipe)
+    original = FusedInputKernel.__init__
+
+    def unfolded(self, *args, **kw):
+        original(self, *args, **{**kw, "fold": False})
+
+    monkeypatch.setattr(FusedInputKernel, "__init__", unfolded)
+    plain = train_model(ds, seed=6, model_config=config, train_config=recipe)
+    a, b = folded.model.state_dict(), plain.model.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    pd.testing.assert_frame_equal(folded.history.drop(columns="seconds"), plain.history.drop(columns="seconds"),
+                                  rtol=0, atol=0)
+
+
 def test_train_model__fused_equals_sparse(ds):
     """The same survivors and noise from one seed: fused and sparse train the same network (float rounding
     apart: summation order in the first layer)."""
     config = small(ds, input_dropout=0.95)
-    runs = {k: train_model(ds, seed=4, model_config=config, train_config=quick(5, input_dropout_kernel=k))
+    runs = {k: train_model(ds, seed=4, model_config=config,
+                           train_config=quick(5, input_dropout_kernel=k, label_noise=0.0))
             for k in ("sparse", "fused")}
     assert runs["fused"].info["input_dropout_kernel"] == "fused"
     a, b = runs["sparse"].model.state_dict(), runs["fused"].model.state_dict()

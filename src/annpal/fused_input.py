@@ -53,22 +53,29 @@ log = logging.getLogger(__name__)
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-#: Rows of ``W1ᵀ`` per task of the parallel Adam pass (numba splits the tasks evenly over threads).
-ADAM_BLOCK_ROWS = 512
+#: Chunks of rows of ``W1ᵀ`` in the first-layer product and the Adam pass (numba spreads them over the
+#: threads): fixed, so the per-chunk sums, and the trained network, do not depend on ``--threads``.
+ROW_CHUNKS = 8
 
 
 
 def _jit(func: Any) -> Any:
     """``numba.njit(parallel=True)``, cached on disk where numba finds a writable place.
 
+    ``error_model="numpy"``: a float division does not test its divisor for zero (Python's error model
+    would, and the test keeps LLVM from vectorising the Adam pass); no divisor here can be zero.
+    ``fastmath={"contract"}``: a multiply-add may round once (an FMA), the only licence taken; the folded
+    and the standalone first-layer products are compiled alike, so they stay equal bit for bit.
+
     numba looks in ``$NUMBA_CACHE_DIR``, next to this file, then in the user's cache folder
     (``~/.cache/numba``); where none is writable (a read-only container without a home) it compiles in
     memory in every process instead (``cache=False``) rather than fail.
     """
+    options = {"parallel": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
     try:
-        return numba.njit(parallel=True, cache=True, nogil=True)(func)
+        return numba.njit(cache=True, **options)(func)
     except RuntimeError:  # "cannot cache function …: no locator available"
-        return numba.njit(parallel=True, cache=False, nogil=True)(func)
+        return numba.njit(cache=False, **options)(func)
 
 
 
@@ -97,39 +104,55 @@ def _decode_survivors(pos: np.ndarray, batch: int, n_snps: int, x_flat: np.ndarr
 
 
 @_jit
-def scatter_preactivation(weight_t: np.ndarray, snp: np.ndarray, sample: np.ndarray, values: np.ndarray,
-                          bounds: np.ndarray, partial: np.ndarray) -> None:  # pragma: no cover - compiled
-    """``partial[c, i] = Σ x̃_ij · W1ᵀ[j]`` over survivors ``bounds[c] … bounds[c+1] − 1`` (SNP order)."""
-    h = weight_t.shape[1]
-    for c in prange(bounds.size - 1):
+def forward_rows(weight_t: np.ndarray, crow: np.ndarray, sample: np.ndarray, values: np.ndarray,
+                 partial: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``partial[c, i] = Σ x̃_ij · W1ᵀ[j]`` over the survivors of the rows ``j`` of chunk ``c``.
+
+    The rows of ``W1ᵀ`` are cut into ``partial.shape[0]`` equal chunks, whatever the thread count, and
+    each chunk walks its rows in order: the sums, and so the network, do not depend on ``--threads``, and
+    they are the ones :func:`adam_rows` computes when it folds this product into the optimiser pass.
+    """
+    n_rows, h = weight_t.shape
+    n_chunks = partial.shape[0]
+    for c in prange(n_chunks):
         acc = partial[c]
         acc[:] = 0.0
-        for s in range(bounds[c], bounds[c + 1]):
-            w = weight_t[snp[s]]
-            a = acc[sample[s]]
-            v = values[s]
-            for k in range(h):
-                a[k] += v * w[k]
+        for j in range(n_rows * c // n_chunks, n_rows * (c + 1) // n_chunks):
+            w = weight_t[j]
+            for s in range(crow[j], crow[j + 1]):
+                a = acc[sample[s]]
+                v = values[s]
+                for k in range(h):
+                    a[k] += v * w[k]
 
 
 @_jit
 def adam_rows(weight_t: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, crow: np.ndarray,
               sample: np.ndarray, values: np.ndarray, dz: np.ndarray, step_size: np.float32,
               beta1: np.float32, beta2: np.float32, c1: np.float32, c2: np.float32,
-              weight_decay: np.float32, bc2_sqrt: np.float32, eps: np.float32,
-              block: int) -> None:  # pragma: no cover - compiled
-    """One Adam step of every row of ``W1ᵀ`` with the gradient summed from the survivors of its SNP.
+              weight_decay: np.float32, bc2_sqrt: np.float32, eps: np.float32, next_crow: np.ndarray,
+              next_sample: np.ndarray, next_values: np.ndarray,
+              partial: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One Adam step of every row of ``W1ᵀ`` with the gradient summed from the survivors of its SNP, and
+    (when ``next_crow`` is not empty) the next batch's first-layer product from the updated rows.
 
     float32 throughout, with the constants of torch's fused CPU Adam (computed in float64, rounded to
     float32) and its order of operations, except one multiplication by ``1/√(1 − β2ᵗ)`` where torch
-    divides by ``√(1 − β2ᵗ)`` (the pass is bound by its divisions; a rounding apart).
+    divides by ``√(1 − β2ᵗ)`` (the pass is bound by its divisions; a rounding apart). The rows are cut
+    into the chunks of :func:`forward_rows`, so ``partial`` gets exactly what :func:`forward_rows` would
+    compute from the updated weights: each row is read once per step for both.
     """
     n_rows, h = weight_t.shape
+    n_chunks = partial.shape[0]
+    fold = next_crow.size > 0
     # one division per weight, not two: ×(1/√(1 − β2ᵗ)) for torch's ÷√(1 − β2ᵗ) (a rounding apart)
     inv_bc2_sqrt = np.float32(1.0) / bc2_sqrt
-    for b in prange((n_rows + block - 1) // block):
+    for c in prange(n_chunks):
         g = np.empty(h, np.float32)
-        for j in range(b * block, min(n_rows, (b + 1) * block)):
+        acc = partial[c]
+        if fold:
+            acc[:] = 0.0
+        for j in range(n_rows * c // n_chunks, n_rows * (c + 1) // n_chunks):
             w, m, v = weight_t[j], exp_avg[j], exp_avg_sq[j]
             g[:] = 0.0
             for s in range(crow[j], crow[j + 1]):
@@ -143,6 +166,12 @@ def adam_rows(weight_t: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
                 m[k] = mk
                 v[k] = vk
                 w[k] = w[k] - step_size * mk / (np.sqrt(vk) * inv_bc2_sqrt + eps)
+            if fold:
+                for s in range(next_crow[j], next_crow[j + 1]):
+                    a = acc[next_sample[s]]
+                    x = next_values[s]
+                    for k in range(h):
+                        a[k] += x * w[k]
 
 
 def _set_threads() -> None:
@@ -156,7 +185,9 @@ class FusedFirstLayerAdam(torch.optim.Adam):
     ``W1ᵀ`` is an ordinary member of the first parameter group (its state has Adam's keys, so
     ``state_dict``/``load_state_dict`` need nothing special) but never has a ``.grad``: the kernel hands
     the step its sparse gradient with :meth:`set_sparse_grad`, which :meth:`zero_grad` clears like a
-    gradient. Every other parameter is stepped by ``torch.optim.Adam`` itself.
+    gradient. Every other parameter is stepped by ``torch.optim.Adam`` itself. Given the next batch's
+    survivors (:meth:`set_next`), the same pass also computes that batch's first-layer product from the
+    updated rows (:meth:`pop_next_product`).
     """
 
     def __init__(self, weight_t: nn.Parameter, others: list[nn.Parameter], *, lr: float,
@@ -164,11 +195,22 @@ class FusedFirstLayerAdam(torch.optim.Adam):
         super().__init__([weight_t, *others], lr=lr, weight_decay=weight_decay, fused=True)
         self.weight_t = weight_t
         self._sparse_grad: tuple[np.ndarray, ...] | None = None
+        self._next: tuple[np.ndarray, ...] | None = None
+        self._product: np.ndarray | None = None
 
     def set_sparse_grad(self, crow: np.ndarray, sample: np.ndarray, values: np.ndarray, dz: np.ndarray
                         ) -> None:
         """``∂L/∂W1ᵀ = x̃ᵀ · dz`` given as its survivors (CSR by SNP: ``crow``, ``sample``, ``values``)."""
         self._sparse_grad = (crow, sample, values, np.ascontiguousarray(dz, dtype=np.float32))
+
+    def set_next(self, crow: np.ndarray, sample: np.ndarray, values: np.ndarray, partial: np.ndarray) -> None:
+        """Fold the next batch's product (survivors as CSR by SNP) into the next step, into ``partial``."""
+        self._next = (crow, sample, values, partial)
+
+    def pop_next_product(self) -> np.ndarray | None:
+        """The partial sums (:func:`forward_rows`'s layout) the last step computed, once; else ``None``."""
+        product, self._product = self._product, None
+        return product
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -179,6 +221,7 @@ class FusedFirstLayerAdam(torch.optim.Adam):
         if self._sparse_grad is not None:
             self._step_weight_t(*self._sparse_grad)
             self._sparse_grad = None
+        self._next = None
         return super().step(closure)
 
     def _step_weight_t(self, crow: np.ndarray, sample: np.ndarray, values: np.ndarray, dz: np.ndarray
@@ -196,26 +239,40 @@ class FusedFirstLayerAdam(torch.optim.Adam):
         bias_correction1 = 1 - beta1 ** step
         bias_correction2 = 1 - beta2 ** step
         f32 = np.float32
+        if self._next is None:
+            nxt = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float32),
+                   np.empty((ROW_CHUNKS, 0, w.shape[1]), np.float32))
+        else:
+            nxt = self._next
         _set_threads()
         adam_rows(w.detach().numpy(), state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(), crow, sample,
                   values, dz, f32(group["lr"] / bias_correction1), f32(beta1), f32(beta2), f32(1 - beta1),
                   f32(1 - beta2), f32(group["weight_decay"]), f32(math.sqrt(bias_correction2)),
-                  f32(group["eps"]), ADAM_BLOCK_ROWS)
+                  f32(group["eps"]), *nxt)
+        self._product = None if self._next is None else nxt[3]
 
 
 class FusedInputKernel(SparseInputKernel):
-    """The sparse kernel's survivors and ``W1ᵀ`` layout, with the numba forward and fused Adam step."""
+    """The sparse kernel's law and ``W1ᵀ`` layout, with the numba forward and fused Adam step.
+
+    With ``fold`` (the default), the training loop announces each batch one step ahead
+    (:meth:`prefetch`): its survivors are drawn then, and the optimiser pass that updates ``W1ᵀ`` computes
+    its first-layer product from the freshly updated rows, so ``W1ᵀ`` is read once per step instead of
+    twice. The numbers are the same as without folding (the same chunks, summed in the same order).
+    """
 
     name = "fused"
 
     def __init__(self, x_train: torch.Tensor, model: AnnClassifier, *, input_noise: float,
-                 input_dropout: float) -> None:
+                 input_dropout: float, fold: bool = True) -> None:
         if x_train.device.type != "cpu":
             raise ValueError("the fused input-dropout kernel runs on the CPU only")
         super().__init__(x_train, model, input_noise=input_noise, input_dropout=input_dropout)
         self.grad_buf = None  # the point of this kernel: no dense gradient
         self.x_flat = x_train.numpy().reshape(-1)
+        self.fold = fold
         self._optimizer: FusedFirstLayerAdam | None = None
+        self._next: tuple[torch.Tensor, tuple[np.ndarray, ...]] | None = None
         self._warm_up()
 
     def optimizer(self, model: AnnClassifier, *, lr: float, weight_decay: float) -> FusedFirstLayerAdam:
@@ -237,13 +294,31 @@ class FusedInputKernel(SparseInputKernel):
                           snp, sample, values, crow)
         return snp, sample, values, crow
 
+    def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
+        """Draw the survivors of the batch after this step (rows ``idx``) now, before the optimiser step;
+        with ``fold`` that step also computes the batch's first-layer product."""
+        survivors = self.survivors(idx, generator)
+        self._next = (idx, survivors)
+        if self.fold:
+            _, sample, values, crow = survivors
+            partial = np.empty((ROW_CHUNKS, idx.numel(), self.weight_t.shape[1]), np.float32)
+            self._optimizer.set_next(crow, sample, values, partial)
+
     def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
                       ) -> torch.Tensor:
-        snp, sample, values, crow = self.survivors(idx, generator)
-        n_chunks = numba.get_num_threads()
-        bounds = np.linspace(0, snp.size, n_chunks + 1).astype(np.int64)
-        partial = np.empty((n_chunks, idx.numel(), self.weight_t.shape[1]), np.float32)
-        scatter_preactivation(self.weight_t.detach().numpy(), snp, sample, values, bounds, partial)
+        partial = self._optimizer.pop_next_product() if self._optimizer is not None else None
+        if self._next is None:
+            survivors = self.survivors(idx, generator)
+        else:
+            announced, survivors = self._next
+            self._next = None
+            if not torch.equal(announced, idx):
+                raise RuntimeError("fused kernel: the batch differs from the one announced by prefetch")
+        _, sample, values, crow = survivors
+        if partial is None:
+            partial = np.empty((ROW_CHUNKS, idx.numel(), self.weight_t.shape[1]), np.float32)
+            _set_threads()
+            forward_rows(self.weight_t.detach().numpy(), crow, sample, values, partial)
         z0 = torch.from_numpy(partial).sum(0).requires_grad_()
         self._saved = (crow, sample, values, z0)
         return z0 + model.first_linear.bias
@@ -264,9 +339,10 @@ class FusedInputKernel(SparseInputKernel):
         crow = np.zeros(3, np.int64)
         _decode_survivors(np.zeros(1), 1, 2, np.zeros(2, np.int8), np.zeros(1, np.int64), one_f, f32,
                           one_i, one_i.copy(), one_f.copy(), crow)
-        scatter_preactivation(w, one_i, one_i, one_f, np.array([0, 1], np.int64), z)
-        adam_rows(w, w.copy(), w.copy(), crow, one_i, one_f, z[0], f32, f32, f32, f32, f32, f32, f32, f32, 1)
+        forward_rows(w, crow, one_i, one_f, z)
+        adam_rows(w, w.copy(), w.copy(), crow, one_i, one_f, z[0], f32, f32, f32, f32, f32, f32, f32, f32,
+                  crow, one_i, one_f, z)
         log.info("fused input-dropout kernel: numba compiled in %.1f s", time.perf_counter() - t0)
 
 
-__all__ = ["ADAM_BLOCK_ROWS", "FusedFirstLayerAdam", "FusedInputKernel", "adam_rows", "scatter_preactivation"]
+__all__ = ["ROW_CHUNKS", "FusedFirstLayerAdam", "FusedInputKernel", "adam_rows", "forward_rows"]

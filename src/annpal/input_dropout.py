@@ -103,6 +103,10 @@ class BatchKernel(Protocol):
     def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
         """Gradients of ``loss`` (computed from the last :meth:`preactivation`) into :meth:`parameters`."""
 
+    def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
+        """Announce the rows ``idx`` of the next batch, after :meth:`backward` and before the optimiser
+        step; the next :meth:`preactivation` gets these rows. A kernel may draw their input noise now."""
+
     def finish(self, model: AnnClassifier) -> None:
         """Leave ``model`` in the standard layout (called once, after the last epoch)."""
 
@@ -164,6 +168,9 @@ class DenseInputKernel:
 
     def backward(self, model: AnnClassifier, loss: torch.Tensor) -> None:
         loss.backward()
+
+    def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
+        pass  # draws its noise with the batch
 
     def finish(self, model: AnnClassifier) -> None:
         pass
@@ -302,6 +309,9 @@ class SparseInputKernel:
         self._saved = None
         self.weight_t.grad = sparse_weight_grad(snp, sample, values, z0.grad, n_snps=self.weight_t.shape[0],
                                                 out=self.grad_buf)
+
+    def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
+        pass  # draws its survivors with the batch
 
     def finish(self, model: AnnClassifier) -> None:
         model.first_linear.weight = nn.Parameter(self.weight_t.detach().t().contiguous())

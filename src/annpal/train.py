@@ -561,15 +561,22 @@ def _train_epoch(run: _Run, data: _DeviceData, train_config: TrainConfig) -> flo
     run.model.train()
     loss_sum = torch.zeros((), device=run.device)
     n_batches = 0
-    for start in range(0, order.numel(), train_config.batch_size):
-        loss_sum += _train_step(run, data, order[start:start + train_config.batch_size], train_config)
+    batches = list(order.split(train_config.batch_size))
+    for i, idx in enumerate(batches):
+        following = batches[i + 1] if i + 1 < len(batches) else None
+        loss_sum += _train_step(run, data, idx, train_config, following=following)
         n_batches += 1
     # Like the authors: training loss = mean over the epoch's batches of the batch mean loss.
     return float(loss_sum.item()) / n_batches
 
 
-def _train_step(run: _Run, data: _DeviceData, idx: torch.Tensor, train_config: TrainConfig) -> torch.Tensor:
-    """One optimiser step on the training rows ``idx`` (model in train mode); the batch loss, detached."""
+def _train_step(run: _Run, data: _DeviceData, idx: torch.Tensor, train_config: TrainConfig, *,
+                following: torch.Tensor | None = None) -> torch.Tensor:
+    """One optimiser step on the training rows ``idx`` (model in train mode); the batch loss, detached.
+
+    ``following``: the rows of the epoch's next batch, announced to the kernel before the optimiser step
+    (:meth:`~annpal.input_dropout.BatchKernel.prefetch`; the fused kernel draws its survivors then).
+    """
     model, kernel, generator = run.model, run.kernel, run.noise_gen
     # Authors' order of draws: label noise, then input noise.
     y = data.y_train.index_select(0, idx)
@@ -584,6 +591,8 @@ def _train_step(run: _Run, data: _DeviceData, idx: torch.Tensor, train_config: T
     loss = output_loss(model.forward_from_preactivation(z, c).flatten(), y, linear=linear)
     run.optimizer.zero_grad(set_to_none=True)
     kernel.backward(model, loss)
+    if following is not None:
+        kernel.prefetch(model, following, generator)
     run.optimizer.step()
     return loss.detach()
 
