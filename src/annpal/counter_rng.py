@@ -11,15 +11,17 @@ probability ``1 − p`` and then carries ``x̃ = (x_ij − ξ)·scale`` with ``�
   ``G = ⌊log U / log p⌋ + 1`` with ``U`` uniform on (0, 1] (53 random bits), so ``P(G > k) = p^k``.
   The geometric law is memoryless, so starting afresh at every segment's first cell is exactly a
   Bernoulli(1 − p) trial per cell; segments are independent and run in parallel.
-* **Counter-based numbers.** Every random number is one output word of Philox4x64-10 (Salmon et al.
-  2011, "Parallel random numbers: as easy as 1, 2, 3"; the generator of ``numpy.random.Philox``) keyed
-  by ``(key, 0)``, at counter ``(block, segment, stream, 0)``: stream 0 holds a segment's gaps, stream 1
-  its noise, four words per block. A number depends only on the key and its place, never on which
-  thread drew it or how many threads there are.
+* **Counter-based numbers.** Every random number comes from Philox4x32-10 (Salmon et al. 2011,
+  "Parallel random numbers: as easy as 1, 2, 3"; Random123's ``philox4x32_R(10, …)``, checked against its
+  known-answer vectors) keyed by the 64-bit ``key``, at counter ``(block, segment, stream)``: stream 0
+  holds a segment's gaps, stream 1 its noise; a block's four 32-bit words make two 64-bit words, each
+  one uniform. A number depends only on the key and its place, never on which thread drew it or how
+  many threads there are. (The 4x32 variant, not numpy's 4x64: its 32 × 32-bit products vectorise,
+  about half the cost per 64-bit word here.)
 * **Two passes.** Pass 1 stores each segment's survivor offsets in a scratch slot of
   ``mean + 8 sd + 16`` entries and counts them; a prefix sum places the segments; pass 2 decodes
-  ``(j, i)``, gathers the genotype, adds the noise (Box–Muller in float64, one block of four words per
-  four survivors) and writes the CSR row pointers of its own SNPs. A segment with more survivors than its
+  ``(j, i)``, gathers the genotype, adds the noise (Box–Muller in float64, one block per two
+  survivors) and writes the CSR row pointers of its own SNPs. A segment with more survivors than its
   slot (about 1e-15 per segment) is counted in full in pass 1 and redrawn from the same counters in
   pass 2, so no survivor is ever dropped.
 
@@ -46,10 +48,9 @@ GROUP_SEGMENTS = 8
 
 _MASK64 = (1 << 64) - 1
 _U64 = np.uint64
-# Philox4x64 multipliers (split in 32-bit halves) and Weyl key increments (Random123, philox.h)
-_M0, _M1 = _U64(0xD2E7470EE14C6C93), _U64(0xCA5A826395121157)
-_M0L, _M0H, _M1L, _M1H = _U64(0xE14C6C93), _U64(0xD2E7470E), _U64(0x95121157), _U64(0xCA5A8263)
-_W0, _W1 = _U64(0x9E3779B97F4A7C15), _U64(0xBB67AE8584CAA73B)
+# Philox4x32 multipliers and Weyl key increments (Random123, philox.h)
+_M0, _M1 = _U64(0xD2511F53), _U64(0xCD9E8D57)
+_W0, _W1 = _U64(0x9E3779B9), _U64(0xBB67AE85)
 _LO32, _S32 = _U64(0xFFFFFFFF), _U64(32)
 _STREAM_GAPS, _STREAM_NOISE = _U64(0), _U64(1)
 _TWO_POW_M53 = 2.0 ** -53
@@ -107,39 +108,25 @@ def _from_bits(typingctx: Any, w: Any) -> Any:  # pragma: no cover - compile tim
 
 
 @_inline
-def _mulhilo(m_lo: np.uint64, m_hi: np.uint64, c: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover
-    """High and low words of the 128-bit product ``m·c`` from 32 × 32-bit products (vectorisable with
-    AVX2/AVX-512 integer multiplies, unlike a 128-bit multiplication)."""
-    c_lo, c_hi = c & _LO32, c >> _S32
-    ll, hl, lh = m_lo * c_lo, m_hi * c_lo, m_lo * c_hi
-    mid = (ll >> _S32) + (hl & _LO32) + (lh & _LO32)
-    return m_hi * c_hi + (hl >> _S32) + (lh >> _S32) + (mid >> _S32), (mid << _S32) | (ll & _LO32)
+def _philox_words(c0: np.uint64, c1: np.uint64, c2: np.uint64, c3: np.uint64, k0: np.uint64,
+                  k1: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:  # pragma: no cover
+    """Philox4x32-10 of the 32-bit counter words ``c0 … c3`` under key ``(k0, k1)`` (each held in a
+    uint64): ten rounds, the key bumped by the Weyl constants before each round after the first."""
+    for r in range(10):
+        ka, kb = (k0 + _U64(r) * _W0) & _LO32, (k1 + _U64(r) * _W1) & _LO32
+        p0, p1 = _M0 * c0, _M1 * c2  # 32 × 32 → 64-bit products: high and low halves
+        c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ ka, p1 & _LO32, (p0 >> _S32) ^ c3 ^ kb, p0 & _LO32
+    return c0, c1, c2, c3
 
 
 @_inline
-def _round(c0: np.uint64, c1: np.uint64, c2: np.uint64, c3: np.uint64, k0: np.uint64,
-           k1: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:  # pragma: no cover
-    """One Philox4x64 round."""
-    hi0, lo0 = _mulhilo(_M0L, _M0H, c0)
-    hi1, lo1 = _mulhilo(_M1L, _M1H, c2)
-    return hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-
-
-@_inline
-def _philox(c0: np.uint64, c1: np.uint64, c2: np.uint64, c3: np.uint64,
-            k0: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:  # pragma: no cover
-    """Philox4x64-10 of counter ``(c0, c1, c2, c3)`` under key ``(k0, 0)``, rounds unrolled."""
-    k1 = _U64(0)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _W0, k1 + _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(2) * _W0, k1 + _U64(2) * _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(3) * _W0, k1 + _U64(3) * _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(4) * _W0, k1 + _U64(4) * _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(5) * _W0, k1 + _U64(5) * _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(6) * _W0, k1 + _U64(6) * _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(7) * _W0, k1 + _U64(7) * _W1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0 + _U64(8) * _W0, k1 + _U64(8) * _W1)
-    return _round(c0, c1, c2, c3, k0 + _U64(9) * _W0, k1 + _U64(9) * _W1)
+def _philox(block: np.uint64, seg: np.uint64, stream: np.uint64,
+            key: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover - compiled
+    """Block ``block`` of stream ``stream`` of segment ``seg`` as two 64-bit words ``(x0·2³² + x1,
+    x2·2³² + x3)``: Philox4x32-10 at counter ``(block mod 2³², ⌊block / 2³²⌋, seg, stream)``, key
+    ``(key mod 2³², ⌊key / 2³²⌋)``."""
+    x0, x1, x2, x3 = _philox_words(block & _LO32, block >> _S32, seg, stream, key & _LO32, key >> _S32)
+    return (x0 << _S32) | x1, (x2 << _S32) | x3
 
 
 @_inline
@@ -200,27 +187,24 @@ def _gap(word: np.uint64, inv_log_p: float) -> np.int64:  # pragma: no cover - c
 @_jit_serial
 def _draw_gaps(k0: np.uint64, seg: int, blk0: int, inv_log_p: float,
                gaps: np.ndarray) -> None:  # pragma: no cover - compiled
-    """``gaps[lane, t]`` = the gap of word ``lane`` of block ``blk0 + t`` of segment ``seg``'s gap stream."""
+    """``gaps[h, t]`` = the gap of word ``h`` of block ``blk0 + t`` of segment ``seg``'s gap stream."""
     useg = _U64(seg)
     for t in range(gaps.shape[1]):
-        w0, w1, w2, w3 = _philox(_U64(blk0 + t), useg, _STREAM_GAPS, _U64(0), k0)
-        gaps[0, t] = _gap(w0, inv_log_p)
-        gaps[1, t] = _gap(w1, inv_log_p)
-        gaps[2, t] = _gap(w2, inv_log_p)
-        gaps[3, t] = _gap(w3, inv_log_p)
+        wa, wb = _philox(_U64(blk0 + t), useg, _STREAM_GAPS, k0)
+        gaps[0, t] = _gap(wa, inv_log_p)
+        gaps[1, t] = _gap(wb, inv_log_p)
 
 
 @_jit_serial
 def _draw_normals(k0: np.uint64, seg: int, normals: np.ndarray, n_blk: int) -> None:  # pragma: no cover
-    """``normals[:, t]``, ``t < n_blk``: Box–Muller on words (0, 1) and (2, 3) of block ``t`` of segment
-    ``seg``'s noise stream: ``√(−2 log U₀)·(cos, sin)(2πU₁)``."""
+    """``normals[:, t]``, ``t < n_blk``: Box–Muller on the two words of block ``t`` of segment ``seg``'s
+    noise stream: ``√(−2 log U₀)·(cos, sin)(2πU₁)``."""
     useg = _U64(seg)
     for t in range(n_blk):
-        w0, w1, w2, w3 = _philox(_U64(t), useg, _STREAM_NOISE, _U64(0), k0)
-        ra, rb = math.sqrt(-2.0 * _log_uniform(w0)), math.sqrt(-2.0 * _log_uniform(w2))
-        sa, ca = _sincos_2pi(w1)
-        sb, cb = _sincos_2pi(w3)
-        normals[0, t], normals[1, t], normals[2, t], normals[3, t] = ra * ca, ra * sa, rb * cb, rb * sb
+        wa, wb = _philox(_U64(t), useg, _STREAM_NOISE, k0)
+        radius = math.sqrt(-2.0 * _log_uniform(wa))
+        sin_t, cos_t = _sincos_2pi(wb)
+        normals[0, t], normals[1, t] = radius * cos_t, radius * sin_t
 
 
 @_jit_serial
@@ -238,8 +222,8 @@ def _segment_offsets(k0: np.uint64, seg: int, n_cells: int, inv_log_p: float, ga
     pos, count, blk0, n_blk = -1, 0, 0, gaps.shape[1]
     while True:
         _draw_gaps(k0, seg, blk0, inv_log_p, gaps)
-        for d in range(4 * n_blk):  # word d of the chunk: lane d % 4 of block d / 4
-            pos += gaps[d & 3, d >> 2]
+        for d in range(2 * n_blk):  # word d of the chunk: word d % 2 of block d / 2
+            pos += gaps[d & 1, d >> 1]
             if pos >= n_cells:
                 return count
             if count < cap:
@@ -257,7 +241,7 @@ def _count_pass(k0: np.uint64, n_snps: int, b: int, seg_snps: int, inv_log_p: fl
     """
     n_seg = counts.size
     for g in prange((n_seg + group - 1) // group):
-        gaps = np.empty((4, n_blk), np.int64)
+        gaps = np.empty((2, n_blk), np.int64)
         for seg in range(g * group, min(n_seg, (g + 1) * group)):
             n_cells = (min(n_snps, (seg + 1) * seg_snps) - seg * seg_snps) * b
             counts[seg] = _segment_offsets(k0, seg, n_cells, inv_log_p, gaps, scratch[seg * cap:(seg + 1) * cap],
@@ -287,7 +271,7 @@ def _gather_segment(where: np.ndarray, count: int, normals: np.ndarray, start: i
     loop is kept this small that many of its cache misses are in flight at once."""
     if sigma > 0.0:
         for k in range(count):
-            values[start + k] = np.float32((float(x_flat[where[k]]) - sigma * normals[k & 3, k >> 2]) * scale)
+            values[start + k] = np.float32((float(x_flat[where[k]]) - sigma * normals[k & 1, k >> 1]) * scale)
     else:
         for k in range(count):
             values[start + k] = np.float32(float(x_flat[where[k]]) * scale)
@@ -315,7 +299,7 @@ def _fill_pass(k0: np.uint64, n_snps: int, b: int, seg_snps: int, inv_log_p: flo
     """Pass 2: every segment's survivors and the row pointers ``crow[j]`` of its SNPs."""
     n_seg = starts.size - 1
     for g in prange((n_seg + group - 1) // group):
-        normals = np.empty((4, (cap + 3) // 4 if sigma > 0.0 else 0), np.float64)
+        normals = np.empty((2, (cap + 1) // 2 if sigma > 0.0 else 0), np.float64)
         where, per_snp = np.empty(cap, np.int64), np.empty(seg_snps, np.int64)
         for seg in range(g * group, min(n_seg, (g + 1) * group)):
             j0, j1 = seg * seg_snps, min(n_snps, (seg + 1) * seg_snps)
@@ -324,12 +308,12 @@ def _fill_pass(k0: np.uint64, n_snps: int, b: int, seg_snps: int, inv_log_p: flo
                 offsets = scratch[seg * cap:seg * cap + count]
             else:  # the rare segment that overflowed its slot: redraw it whole from the same counters
                 offsets = np.empty(count, np.int32)
-                _segment_offsets(k0, seg, (j1 - j0) * b, inv_log_p, np.empty((4, n_blk), np.int64), offsets,
+                _segment_offsets(k0, seg, (j1 - j0) * b, inv_log_p, np.empty((2, n_blk), np.int64), offsets,
                                  count)
                 where = np.empty(count, np.int64)
-                normals = np.empty((4, (count + 3) // 4 if sigma > 0.0 else 0), np.float64)
+                normals = np.empty((2, (count + 1) // 2 if sigma > 0.0 else 0), np.float64)
             if sigma > 0.0:
-                _draw_normals(k0, seg, normals, (count + 3) // 4)
+                _draw_normals(k0, seg, normals, (count + 1) // 2)
             _decode_segment(offsets, j0, start, n_snps, b, rows, snp, sample, where)
             _gather_segment(where, count, normals, start, x_flat, sigma, scale, values)
             _row_pointers(snp, start, count, j0, j1, per_snp, crow)
@@ -347,9 +331,9 @@ def _slot_capacity(n_cells: int, p: float) -> int:
 
 
 def _chunk_blocks(n_cells: int, p: float) -> int:
-    """Philox blocks of gaps drawn at a time: the mean survivor count + 2 standard deviations + 8, in
-    blocks of four (about 2.5 % of segments need a second chunk; few words are drawn in vain)."""
-    return max(1, int(n_cells * (1.0 - p) + 2.0 * math.sqrt(n_cells * p * (1.0 - p)) + 8.0) // 4 + 1)
+    """Philox blocks of gaps drawn at a time: the mean survivor count + 2 standard deviations + 8, two
+    gaps a block (about 2.5 % of segments need a second chunk; few words are drawn in vain)."""
+    return max(1, int(n_cells * (1.0 - p) + 2.0 * math.sqrt(n_cells * p * (1.0 - p)) + 8.0) // 2 + 1)
 
 
 def _check(p: float, sigma: float, x_flat: np.ndarray, rows: np.ndarray) -> None:
@@ -406,8 +390,9 @@ def draw_batch(key: int, x_flat: np.ndarray, n_snps: int, rows: np.ndarray, p: f
         return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32), crow
     seg_snps = segment_snps(b)
     n_seg = -(-n_snps // seg_snps)
-    cap = _slot_capacity(seg_snps * b, p) if _capacity is None else _capacity
-    n_blk = _chunk_blocks(seg_snps * b, p)
+    seg_cells = min(seg_snps, n_snps) * b  # the largest segment
+    cap = _slot_capacity(seg_cells, p) if _capacity is None else _capacity
+    n_blk = _chunk_blocks(seg_cells, p)
     inv_log_p = 1.0 / math.log(p) if p > 0.0 else -0.0
     k0 = np.uint64(key & _MASK64)
     counts = np.empty(n_seg, np.int64)
@@ -424,33 +409,42 @@ def draw_batch(key: int, x_flat: np.ndarray, n_snps: int, rows: np.ndarray, p: f
     return snp, sample, values, crow
 
 
-def _reference_words(key: int, seg: int, stream: int) -> Any:
-    """numpy's Philox4x64-10 positioned at block 0 of ``(segment, stream)``: ``random_raw(n)`` then
-    yields the stream's words in order (numpy increments its 256-bit counter before each block)."""
-    counter = (seg << 64) + (stream << 128) - 1
-    return np.random.Philox(key=key & _MASK64, counter=counter % (1 << 256))
+def _reference_philox(blocks: np.ndarray, seg: int, stream: int, key: int) -> tuple[np.ndarray, np.ndarray]:
+    """Philox4x32-10 in plain numpy (uint64 arrays holding 32-bit words), the counters and word pairing
+    of :func:`_philox`: two arrays of 64-bit words for the blocks ``blocks``."""
+    mask = np.uint64(0xFFFFFFFF)
+    c0, c1 = blocks & mask, blocks >> np.uint64(32)
+    c2, c3 = np.full_like(blocks, seg), np.full_like(blocks, stream)
+    for r in range(10):
+        ka, kb = np.uint64((key + r * 0x9E3779B9) & 0xFFFFFFFF), np.uint64(((key >> 32) + r * 0xBB67AE85) & 0xFFFFFFFF)
+        p0, p1 = np.uint64(0xD2511F53) * c0, np.uint64(0xCD9E8D57) * c2
+        c0, c1, c2, c3 = (p1 >> np.uint64(32)) ^ c1 ^ ka, p1 & mask, (p0 >> np.uint64(32)) ^ c3 ^ kb, p0 & mask
+    return (c0 << np.uint64(32)) | c1, (c2 << np.uint64(32)) | c3
+
+
+def _reference_uniform(words: np.ndarray) -> np.ndarray:
+    return ((words >> np.uint64(11)) + np.uint64(1)) * _TWO_POW_M53
 
 
 def _reference_segment(key: int, seg: int, n_cells: int, p: float) -> np.ndarray:
-    """Survivor offsets of one segment: geometric gaps from word 0, 1, 2, … of its gap stream."""
+    """Survivor offsets of one segment: geometric gaps from words 0, 1, 2, … of its gap stream."""
     if p == 0.0:
         return np.arange(n_cells, dtype=np.int64)
-    gen, inv_log_p = _reference_words(key, seg, 0), 1.0 / math.log(p)
-    offsets, pos = [], -1
+    inv_log_p, offsets, pos, blk0 = 1.0 / math.log(p), [], -1, 0
     while pos < n_cells:
-        u = ((gen.random_raw(64) >> np.uint64(11)) + np.uint64(1)) * _TWO_POW_M53
+        wa, wb = _reference_philox(np.arange(blk0, blk0 + 32, dtype=np.uint64), seg, 0, key)
+        u = _reference_uniform(np.column_stack([wa, wb]).reshape(-1))
         gaps = np.minimum(np.floor(np.log(u) * inv_log_p), _GAP_CAP).astype(np.int64) + 1
         walk = pos + np.cumsum(gaps)
         offsets.append(walk[walk < n_cells])
-        pos = int(walk[-1])
+        pos, blk0 = int(walk[-1]), blk0 + 32
     return np.concatenate(offsets)
 
 
 def _reference_normals(key: int, seg: int, n: int) -> np.ndarray:
-    """``n`` standard normals of a segment's noise stream: Box–Muller on word pairs (0, 1), (2, 3)."""
-    u = (((_reference_words(key, seg, 1).random_raw(4 * (-(-n // 4))) >> np.uint64(11)) + np.uint64(1))
-         * _TWO_POW_M53).reshape(-1, 2)
-    radius, angle = np.sqrt(-2.0 * np.log(u[:, 0])), 2.0 * np.pi * u[:, 1]
+    """``n`` standard normals of a segment's noise stream: Box–Muller on the two words of each block."""
+    wa, wb = _reference_philox(np.arange(-(-n // 2), dtype=np.uint64), seg, 1, key)
+    radius, angle = np.sqrt(-2.0 * np.log(_reference_uniform(wa))), 2.0 * np.pi * _reference_uniform(wb)
     return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]).reshape(-1)[:n]
 
 
@@ -465,10 +459,10 @@ def draw_batch_reference(key: int, x_flat: np.ndarray, n_snps: int, rows: np.nda
     snps, samples, noise = [], [], []
     for seg in range(-(-n_snps // seg_snps) if b else 0):
         j0, j1 = seg * seg_snps, min(n_snps, (seg + 1) * seg_snps)
-        offsets = _reference_segment(key, seg, (j1 - j0) * b, p)
+        offsets = _reference_segment(key & _MASK64, seg, (j1 - j0) * b, p)
         snps.append(j0 + offsets // b)
         samples.append(offsets % b)
-        noise.append(_reference_normals(key, seg, offsets.size) if sigma > 0 else np.zeros(offsets.size))
+        noise.append(_reference_normals(key & _MASK64, seg, offsets.size) if sigma > 0 else np.zeros(offsets.size))
     snp = np.concatenate(snps) if snps else np.empty(0, np.int64)
     sample = np.concatenate(samples) if samples else np.empty(0, np.int64)
     z = np.concatenate(noise) if noise else np.empty(0)
@@ -479,21 +473,18 @@ def draw_batch_reference(key: int, x_flat: np.ndarray, n_snps: int, rows: np.nda
 
 
 @_jit_serial
-def _philox_block(k0: np.uint64, c0: np.uint64, c1: np.uint64, c2: np.uint64,
-                  c3: np.uint64) -> np.ndarray:  # pragma: no cover - compiled
-    out = np.empty(4, np.uint64)
-    out[0], out[1], out[2], out[3] = _philox(c0, c1, c2, c3, k0)
+def _philox_block(c0: np.uint64, c1: np.uint64, c2: np.uint64, c3: np.uint64, k0: np.uint64,
+                  k1: np.uint64) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty(4, np.uint32)
+    out[0], out[1], out[2], out[3] = _philox_words(c0, c1, c2, c3, k0, k1)
     return out
 
 
-def philox4x64(key: int, counter: tuple[int, int, int, int]) -> np.ndarray:
-    """One Philox4x64-10 block (four uint64 words) of the compiled generator, key ``(key mod 2⁶⁴, 0)``.
-
-    ``numpy.random.Philox(key=key, counter=C − 1).random_raw(4)`` gives the same words for the counter
-    ``C = c0 + c1·2⁶⁴ + c2·2¹²⁸ + c3·2¹⁹²`` (numpy increments its counter before each block).
-    """
-    c = [np.uint64(v & _MASK64) for v in counter]
-    return _philox_block(np.uint64(key & _MASK64), c[0], c[1], c[2], c[3])
+def philox4x32(counter: tuple[int, int, int, int], key: tuple[int, int]) -> np.ndarray:
+    """One block of the compiled Philox4x32-10: four uint32 words for 32-bit ``counter`` and ``key`` words
+    (Random123's ``philox4x32_R(10, counter, key)``; its known-answer vectors test it)."""
+    c = [np.uint64(v & 0xFFFFFFFF) for v in (*counter, *key)]
+    return _philox_block(*c)
 
 
 def warm_up() -> None:
@@ -501,4 +492,4 @@ def warm_up() -> None:
     x, rows = np.zeros(4, np.int8), np.zeros(2, np.int64)
     draw_batch(1, x, 2, rows, 0.5, 1.0, 2.0)
     draw_batch(1, x, 2, rows, 0.5, 0.0, 2.0, _capacity=1)
-    philox4x64(1, (0, 0, 0, 0))
+    philox4x32((0, 0, 0, 0), (0, 0))
