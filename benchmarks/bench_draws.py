@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -35,11 +36,33 @@ import torch
 
 from annpal import fused_input  # noqa: F401  (first: sets numba's threading layer as in training)
 from annpal.counter_rng import draw_batch, warm_up
-from annpal.fused_input import _decode_survivors, _set_threads
 from annpal.input_dropout import survivor_positions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_SNPS, BATCH, P, SIGMA = 290_522, 256, 0.99, 0.5
+
+
+@numba.njit(parallel=True, nogil=True)
+def _decode_survivors(pos: np.ndarray, batch: int, n_snps: int, x_flat: np.ndarray, rows: np.ndarray,
+                      noise: np.ndarray, scale: np.float32, snp: np.ndarray, sample: np.ndarray,
+                      values: np.ndarray, crow: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The baseline's decode step, as ``fused_input`` had it before ``counter_rng`` (commit a74f0f4)."""
+    n = pos.size
+    for s in numba.prange(n):
+        j = np.int64(math.floor(pos[s] / batch))
+        i = np.int64(pos[s] - j * batch)
+        snp[s] = j
+        sample[s] = i
+        v = np.float32(x_flat[rows[i] * n_snps + j])
+        if noise.size:
+            v = v - noise[s]
+        values[s] = v * scale
+        prev = np.int64(math.floor(pos[s - 1] / batch)) if s > 0 else -1
+        for k in range(prev + 1, j + 1):
+            crow[k] = s
+    last = np.int64(math.floor(pos[n - 1] / batch)) if n > 0 else -1
+    for k in numba.prange(last + 1, n_snps + 1):
+        crow[k] = n
 
 
 @numba.njit(parallel=True, nogil=True)
@@ -68,7 +91,6 @@ def torch_phases(x: np.ndarray, rows: np.ndarray, gen: torch.Generator) -> dict[
     def decode(pos: np.ndarray = pos, noise: np.ndarray = noise) -> None:
         n = pos.size
         out = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.float32), np.empty(N_SNPS + 1, np.int64))
-        _set_threads()
         _decode_survivors(pos, BATCH, N_SNPS, x, rows, noise, scale, *out)
 
     def whole() -> None:

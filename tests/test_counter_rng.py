@@ -296,3 +296,20 @@ def test_noise__normal_with_sigma_and_independent_of_neighbours():
     # squared: catches a shared radius within a Box–Muller pair
     r2 = np.corrcoef(xi[:-1:2] ** 2, xi[1::2] ** 2)[0, 1]
     assert two_sided(r2 * math.sqrt(xi.size / 2)) > ALPHA
+
+
+def test_draw_batch__into_caller_buffers_same_draws():
+    n_snps, b = 300, 1024
+    x, rows = grid(n_snps, b, n_rows=1100)
+    fresh = draw_batch(8, x, n_snps, rows, 0.95, 0.5, 20.0)
+    buffers = (np.empty(30_000, np.int32), np.empty(30_000, np.int32), np.empty(30_000, np.float32),
+               np.empty(n_snps + 1, np.int64))
+    reused = draw_batch(8, x, n_snps, rows, 0.95, 0.5, 20.0, out=buffers)
+    for a, r, buf in zip(fresh, reused, buffers):
+        np.testing.assert_array_equal(a, r)
+        assert np.shares_memory(r, buf)
+    small = (buffers[0][:10], buffers[1][:10], buffers[2][:10], buffers[3])  # too short: fresh arrays
+    again = draw_batch(8, x, n_snps, rows, 0.95, 0.5, 20.0, out=small)
+    for a, r in zip(fresh, again):
+        np.testing.assert_array_equal(a, r)
+    assert not np.shares_memory(again[0], buffers[0])
