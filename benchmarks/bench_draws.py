@@ -11,7 +11,8 @@ process CPU time:
   ``input_dropout.survivor_positions`` (geometric gaps from torch's mt19937 generator), one
   ``torch.normal_`` per survivor, then ``fused_input._decode_survivors`` (decode, gather, CSR); each phase
   is also timed alone;
-* ``draw_batch``: the whole replacement;
+* ``draw_batch``: the whole replacement (fresh output arrays); ``out=``: into reused output buffers (no
+  page faults); ``1 thread``: the same on one numba thread; ``sigma 0``: without noise;
 * ``gather floor``: a numba loop that only reads the survivors' genotypes (addresses precomputed), on the
   same threads: the memory cost any method pays for this layout.
 
@@ -27,8 +28,9 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numba
 import numpy as np
@@ -117,7 +119,12 @@ def bench_rows(n_rows: int, repeats: int, threads: int) -> dict[str, Any]:
     snp, sample, _, _ = draw_batch(0, x, N_SNPS, rows, P, SIGMA, 100.0)
     where, out = rows[sample] * N_SNPS + snp, np.empty(snp.size, np.float32)
     cases = torch_phases(x, rows, gen)
+    bufs = (np.empty(800_000, np.int32), np.empty(800_000, np.int32), np.empty(800_000, np.float32),
+            np.empty(N_SNPS + 1, np.int64))
     cases["draw_batch"] = lambda: draw_batch(next(keys), x, N_SNPS, rows, P, SIGMA, 1.0 / (1.0 - P))
+    cases["draw_batch, out="] = lambda: draw_batch(next(keys), x, N_SNPS, rows, P, SIGMA, 1.0 / (1.0 - P), out=bufs)
+    cases["draw_batch, 1 thread"] = lambda: (numba.set_num_threads(1),
+                                             draw_batch(next(keys), x, N_SNPS, rows, P, SIGMA, 1.0 / (1.0 - P)))
     cases["draw_batch, sigma 0"] = lambda: draw_batch(next(keys), x, N_SNPS, rows, P, 0.0, 1.0 / (1.0 - P))
     cases["gather floor"] = lambda: _gather(x, where, out)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}

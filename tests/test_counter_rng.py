@@ -83,7 +83,7 @@ def test_compiled_and_numpy_philox__same_blocks_for_any_key():
     for key in [0, 2**64 - 1, int(rng.integers(0, 2**63))]:
         blocks = rng.integers(0, 2**40, 50, dtype=np.uint64)
         wa, wb = counter_rng._reference_philox(blocks, 12345, 1, key)
-        for blk, a, b in zip(blocks, wa, wb):
+        for blk, a, b in zip(blocks, wa, wb, strict=True):
             x = philox4x32((int(blk) & 0xFFFFFFFF, int(blk) >> 32, 12345, 1), (key & 0xFFFFFFFF, key >> 32))
             assert (int(x[0]) << 32 | int(x[1]), int(x[2]) << 32 | int(x[3])) == (int(a), int(b))
 
@@ -119,7 +119,7 @@ def test_draw_batch__equals_reference(n_snps, b, p, sigma, key):
     x, rows = grid(n_snps, b)
     got = draw_batch(key, x, n_snps, rows, p, sigma, 1.0 / (1.0 - p))
     ref = draw_batch_reference(key, x, n_snps, rows, p, sigma, 1.0 / (1.0 - p))
-    for a, r in zip(got, ref):
+    for a, r in zip(got, ref, strict=True):
         assert a.dtype == r.dtype and a.shape == r.shape
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_array_equal(got[1], ref[1])
@@ -133,7 +133,7 @@ def test_draw_batch__same_on_one_and_two_threads():
     one = draw_batch(11, x, 300, rows, 0.95, 0.5, 20.0)
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     two = draw_batch(11, x, 300, rows, 0.95, 0.5, 20.0)
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -141,7 +141,7 @@ def test_draw_batch__deterministic_in_key():
     x, rows = grid(200, 512)
     first, again = (draw_batch(3, x, 200, rows, 0.9, 1.0, 10.0) for _ in range(2))
     other = draw_batch(4, x, 200, rows, 0.9, 1.0, 10.0)
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert first[0].size != other[0].size or not np.array_equal(first[1], other[1])
     assert not np.array_equal(first[2][:100], other[2][:100])
@@ -152,7 +152,7 @@ def test_draw_batch__overflowing_slots_give_the_same_draws(capacity):
     x, rows = grid(100, 4096)
     normal = draw_batch(5, x, 100, rows, 0.99, 0.5, 100.0)
     overflowed = draw_batch(5, x, 100, rows, 0.99, 0.5, 100.0, _capacity=capacity)
-    for a, b in zip(normal, overflowed):
+    for a, b in zip(normal, overflowed, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -305,11 +305,11 @@ def test_draw_batch__into_caller_buffers_same_draws():
     buffers = (np.empty(30_000, np.int32), np.empty(30_000, np.int32), np.empty(30_000, np.float32),
                np.empty(n_snps + 1, np.int64))
     reused = draw_batch(8, x, n_snps, rows, 0.95, 0.5, 20.0, out=buffers)
-    for a, r, buf in zip(fresh, reused, buffers):
+    for a, r, buf in zip(fresh, reused, buffers, strict=True):
         np.testing.assert_array_equal(a, r)
         assert np.shares_memory(r, buf)
     small = (buffers[0][:10], buffers[1][:10], buffers[2][:10], buffers[3])  # too short: fresh arrays
     again = draw_batch(8, x, n_snps, rows, 0.95, 0.5, 20.0, out=small)
-    for a, r in zip(fresh, again):
+    for a, r in zip(fresh, again, strict=True):
         np.testing.assert_array_equal(a, r)
     assert not np.shares_memory(again[0], buffers[0])
