@@ -415,6 +415,7 @@ def draw_batch(key: int, x_flat: np.ndarray, n_snps: int, rows: np.ndarray, p: f
         ``p`` outside [0, 1), negative ``sigma``, or arrays of the wrong dtype or shape.
     """
     _check(p, sigma, x_flat, rows)
+    rows = np.ascontiguousarray(rows)  # one compiled signature (a strided view would compile another)
     b = rows.size
     if b == 0 or n_snps == 0:
         snp, sample, values, crow = _outputs(0, n_snps, out)
