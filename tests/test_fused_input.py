@@ -1,5 +1,6 @@
-"""Tests for ``annpal.fused_input``: the fused (numba) kernel against the sparse kernel, dense products and
-``torch.optim.Adam``."""
+"""Tests for ``annpal.fused_input``: the fused (numba) kernel against dense products, ``torch.optim.Adam`` and
+itself unfolded (its draws: tests/test_counter_rng.py; its input law and p = 0 agreement with the dense
+kernel: tests/test_input_dropout.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from annpal import fused_input
+from annpal import fused_input, numba_jit
+from annpal.counter_rng import draw_batch
 from annpal.fused_input import ROW_CHUNKS, FusedFirstLayerAdam, FusedInputKernel, adam_rows, forward_rows
-from annpal.input_dropout import SparseInputKernel, draw_survivors
+from annpal.input_dropout import draw_survivors
 from annpal.model import AnnClassifier, ModelConfig
 from annpal.prepared import load_prepared
 from annpal.train import TrainConfig, train_model
@@ -41,28 +43,30 @@ def csr_by_snp(snp: torch.Tensor, m: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------- survivors
 
 
-@pytest.mark.parametrize("p, noise", [(0.99, 0.5), (0.9, 0.0), (0.5, 0.3), (0.0, 0.1)])
-def test_fused_kernel__survivors_are_the_sparse_kernels(p, noise):
-    """Same generator: the same survivors (SNP-major), the same noisy scaled values, and the CSR row
-    pointer of the survivors by SNP."""
+@pytest.mark.parametrize("p, noise", [(0.99, 0.5), (0.9, 0.0), (0.5, 0.3), (0.0, 0.1), (0.0, 0.0)])
+def test_fused_kernel__survivors_are_draw_batchs_under_a_key_from_the_generator(p, noise):
+    """One key per batch from the run's generator (none when nothing is random), then draw_batch: the
+    survivors (SNP-major), the noisy scaled values and the CSR row pointer by SNP."""
     m, n, batch = 700, 40, 24
     x = torch.randint(-1, 2, (n, m), generator=torch.Generator().manual_seed(1)).to(torch.int8)
     model = AnnClassifier(ModelConfig(n_snps=m, h1=5, h2=2, input_dropout=p))
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(2))[:batch]
     kernel = FusedInputKernel(x, model, input_noise=noise, input_dropout=p)
-    snp, sample, values, crow = kernel.survivors(idx, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    got = kernel.survivors(idx, gen)
 
-    gen = torch.Generator().manual_seed(3)  # the sparse kernel's draws, written out
-    ref_snp, ref_sample = draw_survivors(m, batch, p, gen)
-    ref_values = x.view(-1)[idx[ref_sample] * m + ref_snp].to(torch.float32)
-    if noise > 0:
-        ref_values.sub_(torch.empty_like(ref_values).normal_(0.0, noise, generator=gen))
-    ref_values.mul_(1.0 / (1.0 - p))
-    assert np.array_equal(snp, ref_snp.numpy()) and np.array_equal(sample, ref_sample.numpy())
-    assert np.array_equal(values, ref_values.numpy())
-    assert np.array_equal(crow, csr_by_snp(ref_snp, m))
+    ref_gen = torch.Generator().manual_seed(3)
+    key = 0 if p == 0 and noise == 0 else int(torch.randint(0, 2 ** 63 - 1, (1,), generator=ref_gen))
+    want = draw_batch(key, x.numpy().reshape(-1), m, idx.numpy().astype(np.int64), p, noise, 1.0 / (1.0 - p))
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a, b)
+    assert torch.equal(gen.get_state(), ref_gen.get_state())  # the generator moved by the key alone
+    snp, sample, values, crow = got
+    assert np.array_equal(crow, csr_by_snp(torch.from_numpy(snp).long(), m))
     if p == 0.0:
         assert snp.size == m * batch
+    if noise == 0.0:  # survivors carry their genotype scaled by 1/(1 − p)
+        assert np.array_equal(values, x.numpy()[idx.numpy()[sample], snp].astype(np.float32) / np.float32(1 - p))
 
 
 def test_fused_kernel__no_survivors():
@@ -118,17 +122,19 @@ def test_adam_rows__folded_product_is_forward_rows_on_the_updated_weights():
                           @ torch.from_numpy(w_plain)) < 1e-6
 
 
-def test_fused_kernel__preactivation_equals_sparse_kernels():
+def test_fused_kernel__preactivation_is_the_dense_product_of_its_survivors():
     m, n, p = 3000, 60, 0.95
     x = torch.randint(-1, 2, (n, m), generator=torch.Generator().manual_seed(6)).to(torch.int8)
     model = AnnClassifier(ModelConfig(n_snps=m, h1=11, h2=3, input_dropout=p))
     idx = torch.arange(0, n, 2)
-    z = {}
-    for kind in (SparseInputKernel, FusedInputKernel):
-        kernel = kind(x, model, input_noise=0.5, input_dropout=p)
-        z[kind.name] = kernel.preactivation(model, idx, torch.Generator().manual_seed(9)).detach()
-        kernel.finish(model)
-    assert relative_error(z["fused"], z["sparse"]) < 1e-6
+    kernel = FusedInputKernel(x, model, input_noise=0.5, input_dropout=p)
+    z = kernel.preactivation(model, idx, torch.Generator().manual_seed(9)).detach()
+    snp, sample, values, _ = kernel.survivors(idx, torch.Generator().manual_seed(9))
+    dense = dense_batch(m, idx.numel(), torch.from_numpy(snp).long(), torch.from_numpy(sample).long(),
+                        torch.from_numpy(values))
+    kernel.finish(model)
+    want = dense @ model.first_linear.weight.detach().t() + model.first_linear.bias.detach()
+    assert relative_error(z, want) < 1e-6
 
 
 # ----------------------------------------------------------------------------------- Adam
@@ -228,22 +234,6 @@ def test_train_model__folded_equals_unfolded(ds, monkeypatch):
                                   rtol=0, atol=0)
 
 
-def test_train_model__fused_equals_sparse(ds):
-    """The same survivors and noise from one seed: fused and sparse train the same network (float rounding
-    apart: summation order in the first layer)."""
-    config = small(ds, input_dropout=0.95)
-    runs = {k: train_model(ds, seed=4, model_config=config,
-                           train_config=quick(5, input_dropout_kernel=k, label_noise=0.0))
-            for k in ("sparse", "fused")}
-    assert runs["fused"].info["input_dropout_kernel"] == "fused"
-    a, b = runs["sparse"].model.state_dict(), runs["fused"].model.state_dict()
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
-        assert b[key].is_contiguous()
-    pd.testing.assert_frame_equal(runs["fused"].history.drop(columns="seconds"),
-                                  runs["sparse"].history.drop(columns="seconds"), rtol=1e-4)
-
-
 def test_fused_kernel__numba_threads_follow_torch():
     before = torch.get_num_threads()
     try:
@@ -258,11 +248,14 @@ def test_jit__falls_back_to_memory_without_a_writable_cache(monkeypatch):
     calls = []
 
     def fake_njit(**kw):
-        calls.append(kw["cache"])
+        calls.append(kw)
         if kw["cache"]:
             raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
         return lambda f: f
 
-    monkeypatch.setattr(fused_input.numba, "njit", fake_njit)
-    assert fused_input._jit(len) is len and calls == [True, False]
+    monkeypatch.setattr(numba_jit.numba, "njit", fake_njit)
+    assert numba_jit.jit(fastmath={"contract"})(len) is len
+    assert [kw["cache"] for kw in calls] == [True, False]
+    assert calls[1] == {"cache": False, "parallel": True, "nogil": True, "error_model": "numpy",
+                        "fastmath": {"contract"}}
 

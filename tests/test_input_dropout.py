@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from annpal import input_dropout
 from annpal.errors import InputError
+from annpal.fused_input import FusedInputKernel
 from annpal.input_dropout import (
     DenseInputKernel,
     SparseInputKernel,
@@ -149,7 +150,8 @@ def test_kernels__same_input_law(ds):
     truth = x_train[idx].float() / (1 - p)
     for kernel in (DenseInputKernel(x_train, max_batch=idx.numel(), input_noise=0.0, input_dropout=p,
                                     bf16=False),
-                   SparseInputKernel(x_train, model, input_noise=0.0, input_dropout=p)):
+                   SparseInputKernel(x_train, model, input_noise=0.0, input_dropout=p),
+                   FusedInputKernel(x_train, model, input_noise=0.0, input_dropout=p)):
         z = kernel.preactivation(model, idx, torch.Generator().manual_seed(1)).detach()
         kept = z != 0
         assert torch.equal(z[kept], truth[kept]), kernel.name  # survivors: the genotype scaled by 1/(1 − p)

@@ -41,6 +41,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
+from annpal.numba_jit import jit
+
 #: Cells per segment aimed at (a segment is ``max(1, SEGMENT_CELLS // b)`` whole SNPs): about 650
 #: survivors at p = 0.99, 1 100 segments at paper scale, enough to balance any thread count.
 SEGMENT_CELLS = 65536
@@ -68,24 +70,9 @@ _C = (4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.480158728947672
 _GAP_CAP = 2.0 ** 40
 
 
-def _jit(func: Any) -> Any:
-    """``numba.njit(parallel=True, nogil=True)``, cached on disk where numba finds a writable place.
-
-    The same fallback as :func:`annpal.fused_input._jit` (kept here because that module imports this
-    one): where no cache location is writable, compile in memory instead of failing.
-    """
-    try:
-        return numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(func)
-    except RuntimeError:  # "cannot cache function …: no locator available"
-        return numba.njit(parallel=True, cache=False, nogil=True, error_model="numpy")(func)
-
-
-def _jit_serial(func: Any) -> Any:
-    """Like :func:`_jit`, serial: the per-segment routines the parallel passes call."""
-    try:
-        return numba.njit(cache=True, nogil=True, error_model="numpy")(func)
-    except RuntimeError:
-        return numba.njit(cache=False, nogil=True, error_model="numpy")(func)
+#: The parallel passes and the per-segment routines they call (annpal.numba_jit: cache, error model).
+_jit = jit()
+_jit_serial = jit(parallel=False)
 
 
 #: Small arithmetic helpers are inlined into numba's IR, so LLVM can vectorise the loops that call them.

@@ -1,32 +1,37 @@
-"""The fused input-dropout kernel: the sparse kernel's law, with the first layer and its Adam step in numba.
+"""The fused input-dropout kernel: the sparse kernel's law, with its draws, first layer and Adam step in numba.
 
 At the paper's input dropout (0.99) the sparse kernel (:mod:`annpal.input_dropout`) spends most of a step
-outside Adam: an ``embedding_bag`` over ``W1ᵀ`` grouped by a sort, a CSR × dense product that writes a
-dense 336 MB ``∂L/∂W1ᵀ``, and Adam reading it back. This kernel does the same arithmetic in two passes
-over ``W1ᵀ`` (SNP-major, ``M × H1``), compiled with numba and run on ``--threads`` threads:
+outside Adam: torch's serial generator for the survivors and their noise, an ``embedding_bag`` over
+``W1ᵀ``, a CSR × dense product that writes a dense 336 MB ``∂L/∂W1ᵀ``, and Adam reading it back. This
+kernel reads ``W1ᵀ`` (SNP-major, ``M × H1``) once per step, compiled with numba and run on ``--threads``
+threads:
 
-* forward (:func:`scatter_preactivation`): the survivors arrive sorted by SNP, so each thread walks its
-  share of them in order and adds ``x̃_ij · W1ᵀ[j]`` to its own ``(b, H1)`` sums: one sequential read of
-  the rows of ``W1ᵀ`` that have survivors, no sort;
+* draws (:func:`annpal.counter_rng.draw_batch`): the survivors of a batch and their noise come from a
+  counter-based generator (Philox) keyed by one number per batch from the run's noise generator, drawn
+  in parallel segments, sorted by SNP and given as CSR by SNP; the same law as the sparse kernel
+  (every input survives independently with probability 1 − p, survivors get ``(x − ξ)/(1 − p)``), not
+  the same numbers;
 * optimiser (:func:`adam_rows`): for every row ``j`` of ``W1ᵀ`` the gradient
-  ``g_j = Σ_{survivors (j, i)} x̃_ij · ∂L/∂z_i`` is summed from the survivors of SNP ``j`` (CSR by SNP,
-  computed inline while the row is in cache) and applied at once with torch's Adam formula
-  (``torch.optim.Adam``, not AMSGrad): ``g ← g + λ·w``, ``m ← β1·m + (1 − β1)·g``,
-  ``v ← β2·v + (1 − β2)·g²``, ``w ← w − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)``. Rows of SNPs without
-  a survivor get ``g = λ·w`` exactly as a zero row of a dense gradient would. No dense gradient is
-  written, zeroed or read: the pass reads and writes ``w, m, v`` only, less memory traffic than Adam over
-  a dense gradient (the "Adam floor" of :mod:`annpal.input_dropout`).
+  ``g_j = Σ_{survivors (j, i)} x̃_ij · ∂L/∂z_i`` is summed from the survivors of SNP ``j`` and applied at
+  once with torch's Adam formula (``torch.optim.Adam``, not AMSGrad): ``g ← g + λ·w``,
+  ``m ← β1·m + (1 − β1)·g``, ``v ← β2·v + (1 − β2)·g²``, ``w ← w − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)``.
+  Rows of SNPs without a survivor get ``g = λ·w`` exactly as a zero row of a dense gradient would. No
+  dense gradient is written, zeroed or read;
+* forward, folded into the optimiser: the training loop announces each batch one step ahead
+  (:meth:`FusedInputKernel.prefetch`), so while row ``j`` is in cache, fresh from its update, the pass
+  also adds ``x̃_ij · W1ᵀ[j]`` for the next batch's survivors of SNP ``j`` to that batch's
+  pre-activations. The first batch of an epoch, which has no step before it, gets the same product from
+  :func:`forward_rows` (same chunks, same order: equal bit for bit).
 
-The survivors and their noise are drawn with the sparse kernel's own code and generator calls
-(:func:`annpal.input_dropout.survivor_positions`, then one normal per survivor), so both kernels see the
-same inputs from one seed and train the same network up to float rounding. The other parameters (``b1``,
-``W2``, …: under 0.01 % of the weights) keep ``torch.optim.Adam``; its state for ``W1ᵀ`` lives in the
-same optimiser under the same keys (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints save and
-restore it with no special case.
+The rows are cut into :data:`ROW_CHUNKS` fixed chunks whose partial products are summed in order, so the
+network does not depend on ``--threads``. The other parameters (``b1``, ``W2``, …: under 0.01 % of the
+weights) keep ``torch.optim.Adam``; its state for ``W1ᵀ`` lives in the same optimiser under the same keys
+(``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints save and restore it with no special case, and the
+noise generator's state resumes the draws.
 
-numba compiles the three functions when the kernel is made (:meth:`FusedInputKernel._warm_up`, logged):
-a few seconds the first time, a fraction of a second once numba's on-disk cache holds them (see
-:func:`_jit` for where it is kept).
+numba compiles the functions when the kernel is made (:meth:`FusedInputKernel._warm_up`, logged): a few
+seconds the first time, a fraction of a second once numba's on-disk cache holds them (see :func:`_jit` for
+where it is kept).
 """
 
 from __future__ import annotations
@@ -42,16 +47,13 @@ import torch
 from numba import prange
 from torch import nn
 
-from annpal.input_dropout import SparseInputKernel, survivor_positions
+from annpal.counter_rng import draw_batch
+from annpal.counter_rng import warm_up as warm_up_draws
+from annpal.input_dropout import SparseInputKernel
 from annpal.model import AnnClassifier
+from annpal.numba_jit import jit
 
 log = logging.getLogger(__name__)
-
-# numba's OpenMP threads spin after each parallel region, taking the cores from torch's own OpenMP pool
-# (a second copy of libgomp) in the operations between; the workqueue pool sleeps instead. An explicit
-# NUMBA_THREADING_LAYER is left alone.
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
 
 #: Chunks of rows of ``W1ᵀ`` in the first-layer product and the Adam pass (numba spreads them over the
 #: threads): fixed, so the per-chunk sums, and the trained network, do not depend on ``--threads``.
@@ -59,48 +61,10 @@ ROW_CHUNKS = 8
 
 
 
-def _jit(func: Any) -> Any:
-    """``numba.njit(parallel=True)``, cached on disk where numba finds a writable place.
-
-    ``error_model="numpy"``: a float division does not test its divisor for zero (Python's error model
-    would, and the test keeps LLVM from vectorising the Adam pass); no divisor here can be zero.
-    ``fastmath={"contract"}``: a multiply-add may round once (an FMA), the only licence taken; the folded
-    and the standalone first-layer products are compiled alike, so they stay equal bit for bit.
-
-    numba looks in ``$NUMBA_CACHE_DIR``, next to this file, then in the user's cache folder
-    (``~/.cache/numba``); where none is writable (a read-only container without a home) it compiles in
-    memory in every process instead (``cache=False``) rather than fail.
-    """
-    options = {"parallel": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
-    try:
-        return numba.njit(cache=True, **options)(func)
-    except RuntimeError:  # "cannot cache function …: no locator available"
-        return numba.njit(cache=False, **options)(func)
-
-
-
-@_jit
-def _decode_survivors(pos: np.ndarray, batch: int, n_snps: int, x_flat: np.ndarray, rows: np.ndarray,
-                      noise: np.ndarray, scale: np.float32, snp: np.ndarray, sample: np.ndarray,
-                      values: np.ndarray, crow: np.ndarray) -> None:  # pragma: no cover - compiled
-    n = pos.size
-    for s in prange(n):
-        # ⌊pos / batch⌋ in float64 (exact for pos < 2**53, see draw_survivors): cheaper than int64 division
-        j = np.int64(math.floor(pos[s] / batch))
-        i = np.int64(pos[s] - j * batch)
-        snp[s] = j
-        sample[s] = i
-        v = np.float32(x_flat[rows[i] * n_snps + j])
-        if noise.size:
-            v = v - noise[s]
-        values[s] = v * scale
-        # crow[k] = first survivor of SNP ≥ k: survivor s owns the SNPs after its predecessor's, up to its own
-        prev = np.int64(math.floor(pos[s - 1] / batch)) if s > 0 else -1
-        for k in range(prev + 1, j + 1):
-            crow[k] = s
-    last = np.int64(math.floor(pos[n - 1] / batch)) if n > 0 else -1
-    for k in prange(last + 1, n_snps + 1):
-        crow[k] = n
+#: Compiled with annpal's numba options (annpal.numba_jit) and one licence more, ``contract``: a
+#: multiply-add may round once (an FMA). The folded and the standalone first-layer products are compiled
+#: alike, so they stay equal bit for bit.
+_jit = jit(fastmath={"contract"})
 
 
 @_jit
@@ -281,18 +245,18 @@ class FusedInputKernel(SparseInputKernel):
         return self._optimizer
 
     def survivors(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[np.ndarray, ...]:
-        """``(snp, sample, values, crow)`` of a batch, from the same generator calls as the sparse kernel."""
-        b, n_snps = idx.numel(), self.x_train.shape[1]
-        pos = survivor_positions(n_snps * b, self.p, generator).numpy()
-        n = pos.size
-        noise = (torch.empty(n).normal_(0.0, self.input_noise, generator=generator).numpy()
-                 if self.input_noise > 0 else np.empty(0, np.float32))
-        snp, sample = np.empty(n, np.int32), np.empty(n, np.int32)
-        values, crow = np.empty(n, np.float32), np.empty(n_snps + 1, np.int64)
+        """``(snp, sample, values, crow)`` of a batch (:func:`annpal.counter_rng.draw_batch`).
+
+        One 63-bit key per batch comes from ``generator`` (so a checkpoint of the generator resumes the
+        draws exactly); the survivors and their noise are Philox draws under that key, made in parallel.
+        Without dropout and noise the batch is deterministic and no key is drawn.
+        """
+        key = 0
+        if self.p > 0 or self.input_noise > 0:
+            key = int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator, dtype=torch.int64))
         _set_threads()
-        _decode_survivors(pos, b, n_snps, self.x_flat, idx.numpy(), noise, np.float32(1.0 / (1.0 - self.p)),
-                          snp, sample, values, crow)
-        return snp, sample, values, crow
+        return draw_batch(key, self.x_flat, self.x_train.shape[1], idx.numpy().astype(np.int64, copy=False),
+                          self.p, self.input_noise, 1.0 / (1.0 - self.p))
 
     def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
         """Draw the survivors of the batch after this step (rows ``idx``) now, before the optimiser step;
@@ -337,8 +301,7 @@ class FusedInputKernel(SparseInputKernel):
         w, z = np.zeros((2, h), np.float32), np.zeros((1, 1, h), np.float32)
         one_i, one_f, f32 = np.zeros(1, np.int32), np.ones(1, np.float32), np.float32(1.0)
         crow = np.zeros(3, np.int64)
-        _decode_survivors(np.zeros(1), 1, 2, np.zeros(2, np.int8), np.zeros(1, np.int64), one_f, f32,
-                          one_i, one_i.copy(), one_f.copy(), crow)
+        warm_up_draws()
         forward_rows(w, crow, one_i, one_f, z)
         adam_rows(w, w.copy(), w.copy(), crow, one_i, one_f, z[0], f32, f32, f32, f32, f32, f32, f32, f32,
                   crow, one_i, one_f, z)
