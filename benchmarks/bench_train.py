@@ -18,7 +18,8 @@ samples, H1 290, H2 29, batch 256, input dropout 0.99) on CUDA and projects 1 00
 sparse: ``annpal.input_dropout``; fused: ``annpal.fused_input``), wall and CPU seconds, split into first
 layer / rest of the network / optimiser, against the optimiser step alone (``torch.optim.Adam(fused=True)``
 over all 84 M parameters with their gradients in place: the floor of any kernel), and one validation
-pass, each kernel in its own process for a clean peak memory, interleaved over ``--repeats`` rounds; it
+pass, each kernel in its own process for a clean peak memory, interleaved over ``--repeats`` rounds (and
+training steps alternated with floor steps on a copy of the parameters: the "paired" ratio); it
 projects the hours of a paper-scale model (1 000 epochs × 27 steps) from them and records the 1-minute
 load average around each.
 
@@ -337,6 +338,32 @@ def _adam_floor(params: list[torch.nn.Parameter], n: int) -> tuple[list[float], 
     return _timed(floor.step, n)
 
 
+def _paired_ratio(run, data, recipe, batches, n_steps: int) -> dict:
+    """Training steps and Adam-floor steps (on a copy of the parameters, so training is untouched)
+    alternated, one of each per pair: the median of the per-pair ratios follows the machine's speed, which
+    drifts on a shared machine between two separate series."""
+    from annpal import train as T
+
+    copies = [torch.nn.Parameter(q.detach().clone()) for q in run.kernel.parameters(run.model)]
+    floor = torch.optim.Adam(copies, lr=1e-5, weight_decay=1e-3, fused=True)
+    for q in copies:
+        q.grad = torch.zeros_like(q)
+    floor.step()
+    order = [batches[i % len(batches)] for i in range(n_steps + 2)]
+    T._train_step(run, data, order[0], recipe, following=order[1])
+    step_s, floor_s = [], []
+    for i in range(1, n_steps + 1):
+        t0 = time.perf_counter()
+        T._train_step(run, data, order[i], recipe, following=order[i + 1] if i < n_steps else None)
+        t1 = time.perf_counter()
+        floor.step()
+        floor_s.append(time.perf_counter() - t1)
+        step_s.append(t1 - t0)
+    ratios = np.array(step_s) / np.array(floor_s)
+    return {"step_s": float(np.median(step_s)), "adam_s": float(np.median(floor_s)),
+            "ratio_median": float(np.median(ratios)), "ratios": ratios.tolist()}
+
+
 def kernel_child(kind: str, args: argparse.Namespace) -> dict:
     """In a fresh process: time ``--kernel-steps`` training steps of one kernel (wall and CPU), their
     phases, the Adam floor and one validation pass; peak RSS of the training (before the floor's own
@@ -377,7 +404,9 @@ def kernel_child(kind: str, args: argparse.Namespace) -> dict:
         T._validate(run.model, data, bf16=False)
         val_s = time.perf_counter() - t0
         adam, adam_cpu = _adam_floor(run.kernel.parameters(run.model), args.kernel_steps)
+        paired = _paired_ratio(run, data, recipe, batches, n_steps)
     return {"kind": run.kernel.name, "step_s": float(np.median(steps[1:])), "steps_s": steps[1:],
+            "paired": paired,
             "adam_s": float(np.median(adam)), "validation_s": val_s, "setup_s": setup_s, "phases_s": phases,
             # CPU seconds of the process (all threads): robust to other processes' load, which inflates
             # wall time on a shared machine (time slices), though not to shared memory bandwidth
@@ -402,7 +431,8 @@ def kernels(args: argparse.Namespace) -> dict:
             rnd[kind] = json.loads(out.strip().splitlines()[-1])
             print(f"  {kind}: step {rnd[kind]['step_s']:.3f} s ({rnd[kind]['step_cpu_s']:.3f} CPU-s), Adam floor "
                   f"{rnd[kind]['adam_s']:.3f} s, setup {rnd[kind]['setup_s']:.1f} s, peak "
-                  f"{rnd[kind]['peak_rss_mib']:.0f} MiB, load {rnd[kind]['load_average_1min']}", flush=True)
+                  f"{rnd[kind]['peak_rss_mib']:.0f} MiB, paired x floor {rnd[kind]['paired']['ratio_median']:.2f}, "
+                  f"load {rnd[kind]['load_average_1min']}", flush=True)
         rounds.append(rnd)
     best = {k: min((r[k] for r in rounds), key=lambda c: c["step_s"]) for k in kinds}
     floor = min(r[k]["adam_s"] for r in rounds for k in kinds)
@@ -414,6 +444,8 @@ def kernels(args: argparse.Namespace) -> dict:
         "threads": args.threads, "repeats": args.repeats, "rounds": rounds,
         **{f"{k}_step_s": c["step_s"] for k, c in best.items()}, "adam_floor_s": floor,
         "over_adam_floor": {k: c["step_s"] / floor for k, c in best.items()},
+        # steps and floor steps alternated in one process: the ratio least moved by a drifting machine
+        "paired_over_adam_floor": {k: min(r[k]["paired"]["ratio_median"] for r in rounds) for k in kinds},
         "per_round_over_floor": [{k: r[k]["step_s"] / r[k]["adam_s"] for k in kinds} for r in rounds],
         "cpu_seconds": {**{f"{k}_step": c["step_cpu_s"] for k, c in best.items()}, "adam_floor": floor_cpu},
         "cpu_over_adam_floor": {k: c["step_cpu_s"] / floor_cpu for k, c in best.items()},
@@ -441,6 +473,7 @@ def print_kernels(res: dict) -> None:
             ("step CPU-s", [c[f"{k}_step"] for k in kinds], ".3f"),
             ("x Adam floor (wall)", [res["over_adam_floor"][k] for k in kinds], ".2f"),
             ("x Adam floor (CPU)", [res["cpu_over_adam_floor"][k] for k in kinds], ".2f"),
+            ("x Adam floor (paired)", [res["paired_over_adam_floor"][k] for k in kinds], ".2f"),
             *[(f"  {p} (s)", [phases[k][p] for k in kinds], ".3f") for p in phases[kinds[0]]],
             ("h / paper-scale model", [res["projected_hours_per_model"][k] for k in kinds], ".2f"),
             ("setup s (fused: compile)", [res["setup_s"][k] for k in kinds], ".1f"),

@@ -237,6 +237,11 @@ class FusedInputKernel(SparseInputKernel):
         self.fold = fold
         self._optimizer: FusedFirstLayerAdam | None = None
         self._next: tuple[torch.Tensor, tuple[np.ndarray, ...]] | None = None
+        # reused output arrays (fresh ones page-fault on every write): two sets of survivors, alternating,
+        # as the current batch's are still in use when the next batch's are drawn; one product buffer
+        self._draw_buffers: list[tuple[np.ndarray, ...]] = []
+        self._draws = 0
+        self._partial: np.ndarray | None = None
         self._warm_up()
 
     def optimizer(self, model: AnnClassifier, *, lr: float, weight_decay: float) -> FusedFirstLayerAdam:
@@ -255,8 +260,27 @@ class FusedInputKernel(SparseInputKernel):
         if self.p > 0 or self.input_noise > 0:
             key = int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator, dtype=torch.int64))
         _set_threads()
+        self._draws += 1
         return draw_batch(key, self.x_flat, self.x_train.shape[1], idx.numpy().astype(np.int64, copy=False),
-                          self.p, self.input_noise, 1.0 / (1.0 - self.p))
+                          self.p, self.input_noise, 1.0 / (1.0 - self.p), out=self._buffers(idx.numel()))
+
+    def _buffers(self, b: int) -> tuple[np.ndarray, ...]:
+        """This draw's set of output arrays, sized for ``b`` rows (draw_batch makes fresh ones if more
+        survive than they hold, about 8 standard deviations above the expected count)."""
+        n_snps = self.x_train.shape[1]
+        mean = n_snps * b * (1.0 - self.p)
+        size = int(mean + 8.0 * math.sqrt(mean * self.p + 1.0) + 1024)
+        if not self._draw_buffers or self._draw_buffers[0][0].size < size:
+            self._draw_buffers = [(np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.float32),
+                                   np.empty(n_snps + 1, np.int64)) for _ in range(2)]
+        return self._draw_buffers[self._draws % 2]
+
+    def _product_buffer(self, b: int) -> np.ndarray:
+        """The partial products' array for ``b`` rows (summed into a new tensor as soon as filled)."""
+        shape = (ROW_CHUNKS, b, self.weight_t.shape[1])
+        if self._partial is None or self._partial.shape != shape:
+            self._partial = np.empty(shape, np.float32)
+        return self._partial
 
     def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
         """Draw the survivors of the batch after this step (rows ``idx``) now, before the optimiser step;
@@ -265,7 +289,7 @@ class FusedInputKernel(SparseInputKernel):
         self._next = (idx, survivors)
         if self.fold:
             _, sample, values, crow = survivors
-            partial = np.empty((ROW_CHUNKS, idx.numel(), self.weight_t.shape[1]), np.float32)
+            partial = self._product_buffer(idx.numel())
             self._optimizer.set_next(crow, sample, values, partial)
 
     def preactivation(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator
@@ -280,7 +304,7 @@ class FusedInputKernel(SparseInputKernel):
                 raise RuntimeError("fused kernel: the batch differs from the one announced by prefetch")
         _, sample, values, crow = survivors
         if partial is None:
-            partial = np.empty((ROW_CHUNKS, idx.numel(), self.weight_t.shape[1]), np.float32)
+            partial = self._product_buffer(idx.numel())
             _set_threads()
             forward_rows(self.weight_t.detach().numpy(), crow, sample, values, partial)
         z0 = torch.from_numpy(partial).sum(0).requires_grad_()
