@@ -37,7 +37,11 @@ import pandas as pd
 import torch
 
 from annpal.collapse import (
-    COLLAPSE_SD_TOL, PAPER_LR_SQRT_M, dead_fraction, output_sd, score_with_dead_units,
+    COLLAPSE_SD_TOL,
+    PAPER_LR_SQRT_M,
+    dead_fraction,
+    output_sd,
+    score_with_dead_units,
 )
 from annpal.model import ModelConfig
 from annpal.prepared import load_prepared
@@ -132,7 +136,7 @@ def plot(runs: pd.DataFrame, path: Path) -> None:
     dropouts = sorted(runs["input_dropout"].unique())
     fig, axes = plt.subplots(1, len(dropouts), figsize=(4.2 * len(dropouts), 3.0), sharey=True, squeeze=False)
     colours = {"5k": "#1b9e77", "20k": "#d95f02", "50k": "#7570b3"}
-    for ax, p in zip(axes[0], dropouts):
+    for ax, p in zip(axes[0], dropouts, strict=True):
         sub = runs[runs["input_dropout"] == p]
         x_all = sub["lr"] * sub["n_snps"]
         for panel, rows in sub.groupby("panel", sort=False):

@@ -9,8 +9,16 @@ import pytest
 import torch
 
 from annpal.collapse import (
-    COLLAPSE_SD_TOL, PAPER_LR_SQRT_M, auto_learning_rate, collapse_epoch, collapse_risk, collapse_summary,
-    dead_fraction, models_to_merge, output_sd, score_with_dead_units,
+    COLLAPSE_SD_TOL,
+    PAPER_LR_SQRT_M,
+    auto_learning_rate,
+    collapse_epoch,
+    collapse_risk,
+    collapse_summary,
+    dead_fraction,
+    models_to_merge,
+    output_sd,
+    score_with_dead_units,
 )
 from annpal.model import AnnClassifier, ModelConfig
 

@@ -11,8 +11,15 @@ from helpers_input import case_control, random_counts, write_fileset, write_phen
 
 from annpal import dataset
 from annpal.dataset import (
-    MIN_TRAIN_PER_CLASS, QCOptions, balance_summary, balanced_training_index, check_training_size,
-    paper_case_share, prepare_dataset, resolve_balance_rule, validation_split,
+    MIN_TRAIN_PER_CLASS,
+    QCOptions,
+    balance_summary,
+    balanced_training_index,
+    check_training_size,
+    paper_case_share,
+    prepare_dataset,
+    resolve_balance_rule,
+    validation_split,
 )
 from annpal.errors import InputError
 

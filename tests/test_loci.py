@@ -10,7 +10,6 @@ import pytest
 from results_fixture import IG_P, IG_PAL, P_BOUND, SM_PAL, build_results, variants
 
 from annpal.errors import InputError
-from annpal.results import Layout
 from annpal.loci import (
     LOCI_COLUMNS,
     call_loci,
@@ -19,6 +18,7 @@ from annpal.loci import (
     pal_snps,
     read_genes,
 )
+from annpal.results import Layout
 
 
 @pytest.fixture(scope="module")
