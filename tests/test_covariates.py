@@ -261,9 +261,9 @@ def test_train_model__null_model_gets_the_same_covariates(ds, monkeypatch):
     seen = []
     original = train_mod._train_step
 
-    def spy(run, data, idx, train_config):
+    def spy(run, data, idx, train_config, **kw):
         seen.append((data.c_train.index_select(0, idx).numpy(), idx.numpy()))
-        return original(run, data, idx, train_config)
+        return original(run, data, idx, train_config, **kw)
 
     monkeypatch.setattr(train_mod, "_train_step", spy)
     result = train_model(ds, seed=2, null=True, model_config=_config(ds), train_config=_recipe(1), covariates=cov)
