@@ -217,7 +217,8 @@ class FusedFirstLayerAdam(torch.optim.Adam):
 
 
 class FusedInputKernel(SparseInputKernel):
-    """The sparse kernel's law and ``W1ᵀ`` layout, with the numba forward and fused Adam step.
+    """The sparse kernel's law and ``W1ᵀ`` layout, with parallel counter-based draws, the numba forward and
+    fused Adam step.
 
     With ``fold`` (the default), the training loop announces each batch one step ahead
     (:meth:`prefetch`): its survivors are drawn then, and the optimiser pass that updates ``W1ᵀ`` computes
@@ -254,7 +255,8 @@ class FusedInputKernel(SparseInputKernel):
 
         One 63-bit key per batch comes from ``generator`` (so a checkpoint of the generator resumes the
         draws exactly); the survivors and their noise are Philox draws under that key, made in parallel.
-        Without dropout and noise the batch is deterministic and no key is drawn.
+        Without dropout and noise the batch is deterministic and no key is drawn. The arrays are the
+        kernel's own, reused: valid until the draw after the next one.
         """
         key = 0
         if self.p > 0 or self.input_noise > 0:
