@@ -331,11 +331,17 @@ def _adam_floor(params: list[torch.nn.Parameter], n: int) -> tuple[list[float], 
     """``torch.optim.Adam(fused=True)`` over ``params`` with dense gradients in place: the floor of any
     kernel (its weight decay touches every weight). A fresh optimiser (first step untimed), so the same
     for every kernel."""
+    return _timed(_floor_optimizer(params).step, n)
+
+
+def _floor_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.Adam:
+    """The floor's ``torch.optim.Adam(fused=True)`` over ``params``, zero gradients in place, one step
+    taken (its state allocated)."""
     floor = torch.optim.Adam(params, lr=1e-5, weight_decay=1e-3, fused=True)
     for q in params:
         q.grad = torch.zeros_like(q)
     floor.step()
-    return _timed(floor.step, n)
+    return floor
 
 
 def _paired_ratio(run, data, recipe, batches, n_steps: int) -> dict:
@@ -344,11 +350,7 @@ def _paired_ratio(run, data, recipe, batches, n_steps: int) -> dict:
     drifts on a shared machine between two separate series."""
     from annpal import train as T
 
-    copies = [torch.nn.Parameter(q.detach().clone()) for q in run.kernel.parameters(run.model)]
-    floor = torch.optim.Adam(copies, lr=1e-5, weight_decay=1e-3, fused=True)
-    for q in copies:
-        q.grad = torch.zeros_like(q)
-    floor.step()
+    floor = _floor_optimizer([torch.nn.Parameter(q.detach().clone()) for q in run.kernel.parameters(run.model)])
     order = [batches[i % len(batches)] for i in range(n_steps + 2)]
     T._train_step(run, data, order[0], recipe, following=order[1])
     step_s, floor_s = [], []

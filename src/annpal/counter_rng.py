@@ -318,8 +318,9 @@ def segment_snps(b: int) -> int:
     return max(1, SEGMENT_CELLS // max(1, b))
 
 
-def _slot_capacity(n_cells: int, p: float) -> int:
-    """Scratch entries per segment: the mean survivor count + 8 standard deviations + 16."""
+def survivor_capacity(n_cells: int, p: float) -> int:
+    """Room for the survivors of ``n_cells`` cells at dropout ``p``: the mean count + 8 standard deviations
+    + 16, at most ``n_cells`` (a segment's scratch slot here; a caller's ``out=`` arrays)."""
     mean = n_cells * (1.0 - p)
     return min(n_cells, int(mean + 8.0 * math.sqrt(n_cells * p * (1.0 - p)) + 16.0))
 
@@ -411,7 +412,7 @@ def draw_batch(key: int, x_flat: np.ndarray, n_snps: int, rows: np.ndarray, p: f
     seg_snps = segment_snps(b)
     n_seg = -(-n_snps // seg_snps)
     seg_cells = min(seg_snps, n_snps) * b  # the largest segment
-    cap = _slot_capacity(seg_cells, p) if _capacity is None else _capacity
+    cap = survivor_capacity(seg_cells, p) if _capacity is None else _capacity
     n_blk = _chunk_blocks(seg_cells, p)
     inv_log_p = 1.0 / math.log(p) if p > 0.0 else -0.0
     k0 = np.uint64(key & _MASK64)

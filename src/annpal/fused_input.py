@@ -30,8 +30,8 @@ weights) keep ``torch.optim.Adam``; its state for ``W1ᵀ`` lives in the same op
 noise generator's state resumes the draws.
 
 numba compiles the functions when the kernel is made (:meth:`FusedInputKernel._warm_up`, logged): a few
-seconds the first time, a fraction of a second once numba's on-disk cache holds them (see :func:`_jit` for
-where it is kept).
+seconds the first time, a fraction of a second once numba's on-disk cache holds them (where it is kept:
+:mod:`annpal.numba_jit`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import torch
 from numba import prange
 from torch import nn
 
-from annpal.counter_rng import draw_batch
+from annpal.counter_rng import draw_batch, survivor_capacity
 from annpal.counter_rng import warm_up as warm_up_draws
 from annpal.input_dropout import SparseInputKernel
 from annpal.model import AnnClassifier
@@ -268,10 +268,9 @@ class FusedInputKernel(SparseInputKernel):
 
     def _buffers(self, b: int) -> tuple[np.ndarray, ...]:
         """This draw's set of output arrays, sized for ``b`` rows (draw_batch makes fresh ones if more
-        survive than they hold, about 8 standard deviations above the expected count)."""
+        survive than they hold, 8 standard deviations above the expected count)."""
         n_snps = self.x_train.shape[1]
-        mean = n_snps * b * (1.0 - self.p)
-        size = int(mean + 8.0 * math.sqrt(mean * self.p + 1.0) + 1024)
+        size = survivor_capacity(n_snps * b, self.p)
         if not self._draw_buffers or self._draw_buffers[0][0].size < size:
             self._draw_buffers = [(np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.float32),
                                    np.empty(n_snps + 1, np.int64)) for _ in range(2)]
