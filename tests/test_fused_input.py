@@ -13,7 +13,16 @@ from torch import nn
 
 from annpal import fused_input, numba_jit
 from annpal.counter_rng import draw_batch
-from annpal.fused_input import ROW_CHUNKS, FusedFirstLayerAdam, FusedInputKernel, adam_rows, forward_rows
+from annpal.fused_input import (
+    ROW_CHUNKS,
+    FusedFirstLayerAdam,
+    FusedInputKernel,
+    adam_rows,
+    forward_rows,
+    padded_rows,
+    padded_width,
+    padded_zeros,
+)
 from annpal.input_dropout import draw_survivors
 from annpal.model import AnnClassifier, ModelConfig
 from annpal.prepared import load_prepared
@@ -201,6 +210,100 @@ def test_fused_adam__state_dict_round_trip():
     state = fresh.state[fresh.weight_t]
     assert set(state) == {"step", "exp_avg", "exp_avg_sq"} and float(state["step"]) == 1.0
     torch.testing.assert_close(state["exp_avg_sq"], opt.state[w]["exp_avg_sq"], rtol=0, atol=0)
+
+
+def _sparse_steps(opt: FusedFirstLayerAdam, b: nn.Parameter, m: int, h1: int, batch: int, seed: int,
+                  n_steps: int = 4) -> list[np.ndarray]:
+    """``n_steps`` steps of ``opt`` with the same random sparse gradients for a given ``seed``, each also
+    folding a next batch's product; the products (first ``h1`` columns)."""
+    gen = torch.Generator().manual_seed(seed)
+    products = []
+    for _ in range(n_steps):
+        snp, sample = draw_survivors(m, batch, 0.7, gen)
+        values = torch.randn(snp.numel(), generator=gen) * 5
+        nsnp, nsample = draw_survivors(m, batch, 0.7, gen)
+        nvalues = torch.randn(nsnp.numel(), generator=gen)
+        dz, db = torch.randn(batch, h1, generator=gen) * 0.1, torch.randn(h1, generator=gen)
+        opt.zero_grad()
+        b.grad = db
+        opt.set_sparse_grad(csr_by_snp(snp, m), sample.int().numpy(), values.numpy(), dz.numpy())
+        partial = np.full((ROW_CHUNKS, batch, opt.row_width), np.nan, np.float32)
+        opt.set_next(csr_by_snp(nsnp, m), nsample.int().numpy(), nvalues.numpy(), partial)
+        opt.step()
+        products.append(opt.pop_next_product()[:, :, :h1].copy())
+    return products
+
+
+@pytest.mark.parametrize("h1", [7, 11, 16])
+def test_fused_adam__padded_rows_equal_contiguous_ones(h1):
+    """W1ᵀ in rows padded to a vector boundary (the kernel's layout) gives the same weights, Adam state and
+    folded products, bit for bit, as a contiguous W1ᵀ; the padding stays zero and the state takes W1ᵀ's
+    layout."""
+    m, batch = 50, 12
+    w0, b0 = torch.randn(m, h1, generator=torch.Generator().manual_seed(3)), torch.randn(h1)
+    padded = padded_zeros(m, h1)
+    padded.copy_(w0)
+    w_pad, w_plain = nn.Parameter(padded), nn.Parameter(w0.clone())
+    b_pad, b_plain = nn.Parameter(b0.clone()), nn.Parameter(b0.clone())
+    opt_pad = FusedFirstLayerAdam(w_pad, [b_pad], lr=1e-2, weight_decay=1e-2)
+    opt_plain = FusedFirstLayerAdam(w_plain, [b_plain], lr=1e-2, weight_decay=1e-2)
+    assert opt_pad.row_width == padded_width(h1) and opt_plain.row_width == h1
+    assert padded_width(h1) % 8 == 0 and h1 <= padded_width(h1) < h1 + 8
+    got, want = _sparse_steps(opt_pad, b_pad, m, h1, batch, 5), _sparse_steps(opt_plain, b_plain, m, h1, batch, 5)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch.equal(w_pad.detach(), w_plain.detach())
+    for key in ("exp_avg", "exp_avg_sq"):
+        state = opt_pad.state[w_pad][key]
+        assert torch.equal(state, opt_plain.state[w_plain][key]) and state.stride() == w_pad.stride()
+        assert not padded_rows(state)[:, h1:].any()
+    assert not padded_rows(w_pad)[:, h1:].any()
+
+
+def test_fused_adam__load_state_dict_lays_the_state_out_like_the_weight():
+    """A checkpoint's state (saved from a contiguous W1ᵀ, or round-tripped through torch.save) is copied
+    into W1ᵀ's padded layout, and the next steps equal those of the optimiser it was saved from."""
+    import io
+
+    m, h1, batch = 40, 5, 10
+    w0, b0 = torch.randn(m, h1, generator=torch.Generator().manual_seed(4)), torch.randn(h1)
+    w_plain, b_plain = nn.Parameter(w0.clone()), nn.Parameter(b0.clone())
+    opt_plain = FusedFirstLayerAdam(w_plain, [b_plain], lr=1e-2, weight_decay=1e-3)
+    _sparse_steps(opt_plain, b_plain, m, h1, batch, 1, n_steps=2)
+    buffer = io.BytesIO()
+    torch.save(opt_plain.state_dict(), buffer)
+    padded = padded_zeros(m, h1)
+    padded.copy_(w_plain.detach())
+    w_pad, b_pad = nn.Parameter(padded), nn.Parameter(b_plain.detach().clone())
+    opt_pad = FusedFirstLayerAdam(w_pad, [b_pad], lr=1e-2, weight_decay=1e-3)
+    buffer.seek(0)
+    opt_pad.load_state_dict(torch.load(buffer))
+    assert all(opt_pad.state[w_pad][k].stride() == w_pad.stride() for k in ("exp_avg", "exp_avg_sq"))
+    got = _sparse_steps(opt_pad, b_pad, m, h1, batch, 2, n_steps=2)
+    want = _sparse_steps(opt_plain, b_plain, m, h1, batch, 2, n_steps=2)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch.equal(w_pad.detach(), w_plain.detach())
+
+
+def test_padded_rows__rejects_a_layout_it_cannot_widen():
+    with pytest.raises(ValueError, match="padded rows"):
+        padded_rows(torch.zeros(6, 4).t())
+    assert padded_rows(padded_zeros(3, 5)).shape == (3, 8)
+
+
+def test_fused_kernel__weight_is_a_padded_view_shared_with_the_model():
+    """The kernel keeps W1ᵀ in padded rows; the model's first-layer weight is a view of the same memory."""
+    m, h1 = 200, 13
+    x = torch.randint(-1, 2, (30, m), generator=torch.Generator().manual_seed(2)).to(torch.int8)
+    model = AnnClassifier(ModelConfig(n_snps=m, h1=h1, h2=3, input_dropout=0.9))
+    want = model.first_linear.weight.detach().clone()
+    kernel = FusedInputKernel(x, model, input_noise=0.1, input_dropout=0.9)
+    assert kernel.weight_t.stride() == (padded_width(h1), 1)
+    assert model.first_linear.weight.data_ptr() == kernel.weight_t.data_ptr()
+    assert torch.equal(model.first_linear.weight.detach(), want)
+    kernel.finish(model)
+    assert model.first_linear.weight.is_contiguous() and torch.equal(model.first_linear.weight.detach(), want)
 
 
 # ----------------------------------------------------------------------------------- training
