@@ -231,7 +231,8 @@ class FusedFirstLayerAdam(torch.optim.Adam):
     def _like_weight(self, value: torch.Tensor | None = None) -> torch.Tensor:
         """A tensor laid out like ``W1ᵀ`` (same row stride), zeros or a copy of ``value``."""
         w = self.weight_t
-        out = torch.zeros_like(w) if w.is_contiguous() else padded_zeros(*w.shape)
+        padded = w.dim() == 2 and w.stride() == (padded_width(w.shape[1]), 1)
+        out = padded_zeros(*w.shape) if padded else torch.zeros_like(w)
         if value is not None:
             out.copy_(value)
         return out
