@@ -287,6 +287,10 @@ def _peak_rss_mib() -> float:
 
 
 KERNEL_KINDS = ("dense", "sparse", "fused")
+#: Pause after each floor step of the paired ratio (untimed): torch's OpenMP threads spin for some
+#: milliseconds after a parallel region before they sleep (libgomp's default), which would take a core
+#: from the training step timed next.
+SETTLE_S = 0.03
 
 
 def _timed(fn, n: int) -> tuple[list[float], list[float]]:
@@ -307,23 +311,24 @@ def _step_phases(run, data, batches) -> dict:
     its ``first_layer_forward`` is only the sum of the partial products."""
     phases = {"first_layer_forward": [], "rest_forward_backward": [], "next_batch_draws": [],
               "optimizer_step": []}
-    for i, idx in enumerate(batches[:-1]):
-        t0 = time.perf_counter()
-        y = data.y_train.index_select(0, idx)
-        z = run.kernel.preactivation(run.model, idx, run.noise_gen)
-        t1 = time.perf_counter()
-        loss = F.binary_cross_entropy(run.model.forward_from_preactivation(z).flatten(), y)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.kernel.backward(run.model, loss)
-        t2 = time.perf_counter()
-        run.kernel.prefetch(run.model, batches[i + 1], run.noise_gen)
-        t3 = time.perf_counter()
-        run.optimizer.step()
-        t4 = time.perf_counter()
-        for key, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            phases[key].append(dt)
-    # the last batch was announced: take it, so the kernel is left with nothing pending
-    run.kernel.preactivation(run.model, batches[-1], run.noise_gen)
+    with run.kernel.steps():  # as in an epoch
+        for i, idx in enumerate(batches[:-1]):
+            t0 = time.perf_counter()
+            y = data.y_train.index_select(0, idx)
+            z = run.kernel.preactivation(run.model, idx, run.noise_gen)
+            t1 = time.perf_counter()
+            loss = F.binary_cross_entropy(run.model.forward_from_preactivation(z).flatten(), y)
+            run.optimizer.zero_grad(set_to_none=True)
+            run.kernel.backward(run.model, loss)
+            t2 = time.perf_counter()
+            run.kernel.prefetch(run.model, batches[i + 1], run.noise_gen)
+            t3 = time.perf_counter()
+            run.optimizer.step()
+            t4 = time.perf_counter()
+            for key, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                phases[key].append(dt)
+        # the last batch was announced: take it, so the kernel is left with nothing pending
+        run.kernel.preactivation(run.model, batches[-1], run.noise_gen)
     return {k: float(np.median(v)) for k, v in phases.items()}
 
 
@@ -369,16 +374,21 @@ def _paired_ratio(run, data, recipe, batches, n_steps: int) -> dict:
     params = run.kernel.parameters(run.model)
     floors = {"huge": _floor_optimizer(params), "4k": _floor_optimizer(params, huge_pages=False)}
     order = [batches[i % len(batches)] for i in range(n_steps + 2)]
-    T._train_step(run, data, order[0], recipe, following=order[1])
+    with run.kernel.steps():
+        T._train_step(run, data, order[0], recipe, following=order[1])
     step_s, floor_s = [], {k: [] for k in floors}
     for i in range(1, n_steps + 1):
-        t0 = time.perf_counter()
-        T._train_step(run, data, order[i], recipe, following=order[i + 1] if i < n_steps else None)
-        step_s.append(time.perf_counter() - t0)
+        with run.kernel.steps():  # (outside the timing: a few microseconds, once per epoch in training)
+            t0 = time.perf_counter()
+            T._train_step(run, data, order[i], recipe, following=order[i + 1] if i < n_steps else None)
+            step_s.append(time.perf_counter() - t0)
         for key, floor in floors.items():
             t1 = time.perf_counter()
             floor.step()
             floor_s[key].append(time.perf_counter() - t1)
+            # torch's OpenMP threads spin for milliseconds after the floor's step; in training no floor
+            # runs between two steps, so let them fall asleep before the next timed step
+            time.sleep(SETTLE_S)
     ratios = {k: np.array(step_s) / np.array(v) for k, v in floor_s.items()}
     return {"step_s": float(np.median(step_s)), "adam_s": float(np.median(floor_s["huge"])),
             "adam_4k_s": float(np.median(floor_s["4k"])),
@@ -419,7 +429,8 @@ def kernel_child(kind: str, args: argparse.Namespace) -> dict:
             i = next(it)
             T._train_step(run, data, batches[i], recipe, following=batches[i + 1] if i < n_steps else None)
 
-        steps, steps_cpu = _timed(step, n_steps + 1)
+        with run.kernel.steps():  # as in an epoch
+            steps, steps_cpu = _timed(step, n_steps + 1)
         phases = _step_phases(run, data, batches[n_steps + 1:])
         peak_train = _peak_rss_mib()
         t0 = time.perf_counter()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from annpal import fused_input, numba_jit
+from annpal import numba_jit
 from annpal.counter_rng import draw_batch
 from annpal.fused_input import (
     ROW_CHUNKS,
@@ -337,12 +337,27 @@ def test_train_model__folded_equals_unfolded(ds, monkeypatch):
                                   rtol=0, atol=0)
 
 
-def test_fused_kernel__numba_threads_follow_torch():
+def test_fused_kernel__threads_numba_on_the_runs_torch_alone_in_steps():
+    """The kernel's numba passes run on torch's thread count when the kernel was made (``--threads``);
+    inside :meth:`steps` torch runs on one thread (no OpenMP spin taking a core from numba) and gets its
+    count back after, also when a step fails."""
+    m = 50
+    x = torch.randint(-1, 2, (20, m), generator=torch.Generator().manual_seed(1)).to(torch.int8)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        fused_input._set_threads()
-        assert numba.get_num_threads() == 1
+        torch.set_num_threads(2)
+        model = AnnClassifier(ModelConfig(n_snps=m, h1=5, h2=2, input_dropout=0.9))
+        kernel = FusedInputKernel(x, model, input_noise=0.1, input_dropout=0.9)
+        opt = kernel.optimizer(model, lr=1e-3, weight_decay=0.0)
+        assert kernel.threads == opt.threads == 2
+        with kernel.steps():
+            assert torch.get_num_threads() == 1
+            kernel.preactivation(model, torch.arange(8), torch.Generator().manual_seed(2))
+            assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"), kernel.steps():
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -30,6 +30,7 @@ of a run's fingerprint and is recorded in ``train.json``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -107,6 +108,9 @@ class BatchKernel(Protocol):
         """Announce the rows ``idx`` of the next batch, after :meth:`backward` and before the optimiser
         step; the next :meth:`preactivation` gets these rows. A kernel may draw their input noise now."""
 
+    def steps(self) -> contextlib.AbstractContextManager[None]:
+        """The context an epoch's training steps run in (validation runs outside it)."""
+
     def finish(self, model: AnnClassifier) -> None:
         """Leave ``model`` in the standard layout (called once, after the last epoch)."""
 
@@ -171,6 +175,9 @@ class DenseInputKernel:
 
     def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
         pass  # draws its noise with the batch
+
+    def steps(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def finish(self, model: AnnClassifier) -> None:
         pass
@@ -312,6 +319,9 @@ class SparseInputKernel:
 
     def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
         pass  # draws its survivors with the batch
+
+    def steps(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def finish(self, model: AnnClassifier) -> None:
         model.first_linear.weight = nn.Parameter(self.weight_t.detach().t().contiguous())

@@ -562,10 +562,11 @@ def _train_epoch(run: _Run, data: _DeviceData, train_config: TrainConfig) -> flo
     loss_sum = torch.zeros((), device=run.device)
     n_batches = 0
     batches = list(order.split(train_config.batch_size))
-    for i, idx in enumerate(batches):
-        following = batches[i + 1] if i + 1 < len(batches) else None
-        loss_sum += _train_step(run, data, idx, train_config, following=following)
-        n_batches += 1
+    with run.kernel.steps():
+        for i, idx in enumerate(batches):
+            following = batches[i + 1] if i + 1 < len(batches) else None
+            loss_sum += _train_step(run, data, idx, train_config, following=following)
+            n_batches += 1
     # Like the authors: training loss = mean over the epoch's batches of the batch mean loss.
     return float(loss_sum.item()) / n_batches
 
