@@ -1,6 +1,10 @@
-"""The torch device a command runs on, from its ``--device`` option (one resolver for every command)."""
+"""The torch device a command runs on, from its ``--device`` option (one resolver for every command), and
+torch's CPU thread count for a stretch of work (:func:`torch_threads`)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -33,3 +37,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise InputError(f"--device {name}: unknown device; use auto, cpu or cuda")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch on ``threads`` CPU threads inside the block (unchanged for ``None``), its count before the
+    block restored after it, also when the block raises."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

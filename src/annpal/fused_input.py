@@ -40,7 +40,6 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numba
@@ -51,6 +50,7 @@ from torch import nn
 
 from annpal.counter_rng import draw_batch, survivor_capacity
 from annpal.counter_rng import warm_up as warm_up_draws
+from annpal.device import torch_threads
 from annpal.input_dropout import SparseInputKernel
 from annpal.model import AnnClassifier
 from annpal.numba_jit import jit
@@ -315,9 +315,7 @@ class FusedInputKernel(SparseInputKernel):
         #: numba threads of the kernel's passes: torch's (``--threads``) when the kernel is made
         self.threads = torch.get_num_threads()
         # W1ᵀ in rows padded to a vector boundary (padded_zeros); the model's weight stays a view of it
-        weight_t = padded_zeros(*self.weight_t.shape)
-        weight_t.copy_(self.weight_t.detach())
-        self.weight_t = nn.Parameter(weight_t)
+        self.weight_t = nn.Parameter(padded_zeros(*self.weight_t.shape).copy_(self.weight_t.detach()))
         model.first_linear.weight = nn.Parameter(self.weight_t.detach().t(), requires_grad=False)
         self.x_flat = x_train.numpy().reshape(-1)
         self.fold = fold
@@ -369,8 +367,7 @@ class FusedInputKernel(SparseInputKernel):
             self._partial = np.empty(shape, np.float32)
         return self._partial
 
-    @contextlib.contextmanager
-    def steps(self) -> Iterator[None]:
+    def steps(self) -> contextlib.AbstractContextManager[None]:
         """torch on one thread during the training steps, numba on :attr:`threads`.
 
         torch's share of a step is a few small operations (the layers after the first, the loss, their
@@ -380,12 +377,7 @@ class FusedInputKernel(SparseInputKernel):
         paper scale on 2 cores, steps alternated in one process: 107 ms per step instead of 114 ms.
         Validation, a large product, runs outside, on every thread.
         """
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        return torch_threads(1)
 
     def prefetch(self, model: AnnClassifier, idx: torch.Tensor, generator: torch.Generator) -> None:
         """Draw the survivors of the batch after this step (rows ``idx``) now, before the optimiser step;

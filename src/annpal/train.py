@@ -39,14 +39,13 @@ so a resumed run continues exactly.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ from annpal.collapse import (
     score_with_dead_units,
 )
 from annpal.dataset import BALANCE_RULES, balance_summary, balanced_training_index
-from annpal.device import resolve_device
+from annpal.device import resolve_device, torch_threads
 from annpal.errors import InputError
 from annpal.input_dropout import KERNEL_CHOICES, BatchKernel, make_input_kernel, resolve_input_kernel
 from annpal.model import FIRST_LINEAR, OUTPUT_OF_TRAIT, AnnClassifier, ModelConfig
@@ -258,17 +257,6 @@ def _forward(model: AnnClassifier, x: torch.Tensor, *, bf16: bool, input_dropped
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
         z = model.layers[FIRST_LINEAR if input_dropped else 0: FIRST_LINEAR + 1](x)
     return model.forward_from_preactivation(z.float()).flatten()
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def dataset_digest(dataset: PreparedDataset, *, chunk_rows: int = 256) -> str:
@@ -800,7 +788,7 @@ def train_model(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     started = time.perf_counter()
-    with _torch_threads(train_config.threads), torch.random.fork_rng(devices=fork_devices):
+    with torch_threads(train_config.threads), torch.random.fork_rng(devices=fork_devices):
         data = _to_device(dataset, rows, device, covariates)
         run = _setup(model_config, train_config, data, seed=seed, bf16=bf16)
         if ckpt_dir is not None:
